@@ -1,1 +1,6 @@
+//! `l7rec`: record HTTP traffic with eBPF into pcapng, analyze captures offline.
+
+mod afpacket;
+mod bpf;
+
 fn main() {}

@@ -1,0 +1,1 @@
+//! BPF skeleton loader (in progress).
