@@ -18,6 +18,122 @@ struct l7_flow_key {
 
 /* ---- packet path (sockfilter.bpf.c) ---- */
 
+/* Flow keys built by the packet path: ports in host byte order; "a" is the endpoint
+ * whose address (compared byte by byte, network order) is lower, ties broken by the
+ * lower port. The netns is the recorder's (rodata), not the packet's. */
+
+/* How to find the IP header on an interface: value of map l7_links (key: ifindex),
+ * written by user space. An interface missing from the map is parsed as Ethernet. */
+enum l7_link_kind {
+	L7_LINK_ETHER = 0,    /* Ethernet header, 802.1Q/802.1ad tags allowed */
+	L7_LINK_LOOPBACK = 1, /* lo: zero Ethernet header; drop the outgoing copy */
+	L7_LINK_RAW_IP = 2,   /* no link header (tun, wireguard): starts at IPv4/IPv6 */
+	L7_LINK_IGNORE = 3,   /* framing we cannot parse: keep nothing */
+};
+
+/* l7_flows value: a flow classified as HTTP. Updated with 64-bit atomic adds (the
+ * only atomics the default BPF CPU target has). */
+struct l7_flow {
+	__u64 classified_ns; /* bpf_ktime_get_ns() when the first HTTP message start was seen */
+	__u64 packets;       /* packets kept */
+	__u64 bytes;         /* their wire length */
+	__u64 fins_a;        /* FIN segments sent by endpoint a */
+	__u64 fins_b;        /* FIN segments sent by endpoint b */
+	__u64 rsts;          /* RST segments, either side */
+};
+
+/* Index into the per-CPU u64 array l7_pkt_counters. */
+enum l7_pkt_counter {
+	L7_PC_SEEN = 0,           /* packets the filter ran on */
+	L7_PC_KEPT = 1,           /* packets passed to the socket */
+	L7_PC_KEPT_BYTES = 2,     /* their wire length (skb->len) */
+	L7_PC_FLOWS_CLASSIFIED = 3, /* flows that became HTTP */
+	L7_PC_LO_OUTGOING = 4,    /* outgoing duplicates on loopback dropped */
+	L7_PC_TRUNCATED = 5,      /* kept packets longer than the snap length */
+	L7_PC_FLOW_INSERT_FAIL = 6, /* HTTP flows the table could not take */
+	L7_PC_MAX = 7,
+};
+
 /* ---- syscall path (syscalls.bpf.c) ---- */
+
+/* Every ringbuf record of syscalls.bpf.c starts with a __u32 kind. */
+enum l7_sys_kind {
+	L7_EV_IO = 1,   /* struct l7_sys_event, op is a read/write-family syscall */
+	L7_EV_CONN = 2, /* struct l7_sys_event, op is connect/accept/accept4/close */
+	L7_EV_PROC = 3, /* struct l7_proc_event */
+};
+
+/* Traced syscalls (values are part of the user-space ABI: append only). */
+enum l7_sys_op {
+	L7_OP_CONNECT = 1,
+	L7_OP_ACCEPT = 2,
+	L7_OP_ACCEPT4 = 3,
+	L7_OP_CLOSE = 4,
+	L7_OP_READ = 5,
+	L7_OP_WRITE = 6,
+	L7_OP_READV = 7,
+	L7_OP_WRITEV = 8,
+	L7_OP_RECVFROM = 9,
+	L7_OP_SENDTO = 10,
+	L7_OP_RECVMSG = 11,
+	L7_OP_SENDMSG = 12,
+	L7_OP_RECVMMSG = 13,
+	L7_OP_SENDMMSG = 14,
+	L7_OP_SENDFILE = 15,
+};
+
+/* Which side of the connection the traced process is on. */
+enum l7_sys_role {
+	L7_ROLE_UNKNOWN = 0, /* socket first seen mid-connection */
+	L7_ROLE_CLIENT = 1,  /* it called connect() */
+	L7_ROLE_SERVER = 2,  /* it got the socket from accept() */
+};
+
+enum l7_proc_reason {
+	L7_PROC_FIRST_SEEN = 1, /* first traced event of this tgid */
+	L7_PROC_EXEC = 2,       /* a process reported before called execve() */
+};
+
+/* A TCP socket's endpoints from its own point of view (l = local, r = remote).
+ * IPv4 addresses are IPv4-mapped IPv6 (::ffff:a.b.c.d); ports in host byte order. */
+struct l7_sock_tuple {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u16 family; /* AF_INET (2) or AF_INET6 (10) */
+	__u16 pad0;
+	__u32 netns; /* inode of the socket's network namespace */
+	__u32 pad1;
+}; /* 48 bytes */
+
+/* kind L7_EV_IO or L7_EV_CONN. */
+struct l7_sys_event {
+	__u32 kind;
+	__u32 op;       /* enum l7_sys_op */
+	__u64 ts_enter; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at syscall entry */
+	__u64 ts_exit;  /* ... and at syscall exit */
+	__s64 ret;      /* raw return: bytes, messages (mmsg), new fd (accept), or -errno */
+	__u64 bytes;    /* bytes moved (mmsg: sum of msg_len); 0 on error */
+	__u32 tgid;
+	__u32 tid;
+	__s32 fd; /* accept: the new connection's fd */
+	__u32 role; /* enum l7_sys_role */
+	char comm[16]; /* thread comm */
+	struct l7_sock_tuple sock;
+}; /* 120 bytes */
+
+/* kind L7_EV_PROC: sent before a process's first event, and again after it execs. */
+struct l7_proc_event {
+	__u32 kind;
+	__u32 reason; /* enum l7_proc_reason */
+	__u32 tgid;
+	__u32 ppid;           /* real_parent's tgid */
+	__u64 ts;             /* bpf_ktime_get_ns() when sent */
+	__u64 start_boottime; /* process start, ns since boot (CLOCK_BOOTTIME) */
+	char comm[16];        /* thread-group leader's comm */
+	__u32 netns;          /* task's network namespace inode */
+	__u32 pad0;
+}; /* 56 bytes */
 
 #endif /* L7REC_H */

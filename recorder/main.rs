@@ -2,5 +2,6 @@
 
 mod afpacket;
 mod bpf;
+mod syscalls;
 
 fn main() {}

@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Syscall metadata for l7rec: which process (tgid, tid, comm, fd) moved how many bytes
+ * on which TCP socket, plus connection open/close and process-info events.
+ *
+ * Hooks: tp_btf/sys_enter + tp_btf/sys_exit with a syscall-number switch (two programs
+ * instead of ~30 per-syscall tracepoints, and no tracefs needed: this kernel has no
+ * kprobes/fentry and tracefs is not mounted by default), plus tp_btf/sched_process_exec
+ * and tp_btf/sched_process_exit for process bookkeeping. The switch is the first thing
+ * each program does, so unrelated syscalls cost one compare chain.
+ *
+ * Kernel pointers are read with CO-RE (BPF_CORE_READ), never dereferenced directly, so the
+ * same code also loads as raw_tp if tp_btf is ever refused. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "l7rec.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* ---- configuration (rodata, set by user space before load) ---- */
+const volatile __u32 self_tgid = 0;       /* the recorder itself: never traced */
+const volatile __u32 target_tgid = 0;     /* 0 = every process */
+const volatile __u32 netns_ino = 0;       /* only tasks in this network namespace... */
+const volatile __u8 all_netns = 0;        /* ...unless this is set */
+const volatile __u8 only_kept_flows = 0;  /* I/O events only for flows in `flows` */
+const volatile char target_comm[16] = {}; /* empty = every comm */
+
+/* ---- constants vmlinux.h lacks (macros there are not in BTF) ---- */
+#define L7_S_IFMT 0170000
+#define L7_S_IFSOCK 0140000
+#define L7_AF_INET 2
+#define L7_AF_INET6 10
+#define L7_EAGAIN 11
+#define L7_EINPROGRESS 115
+#define L7_ERESTARTSYS 512
+#define L7_ERESTART_RESTARTBLOCK 516
+#define L7_TS_COMPAT 0x0002 /* x86 thread_info.status: task is in an ia32 syscall */
+#define L7_MMSG_MAX 64      /* messages summed per recvmmsg/sendmmsg */
+
+/* ---- syscall numbers (native ABI only) ---- */
+#if defined(__TARGET_ARCH_x86)
+#define L7_NR_read 0
+#define L7_NR_write 1
+#define L7_NR_close 3
+#define L7_NR_readv 19
+#define L7_NR_writev 20
+#define L7_NR_sendfile 40
+#define L7_NR_connect 42
+#define L7_NR_accept 43
+#define L7_NR_sendto 44
+#define L7_NR_recvfrom 45
+#define L7_NR_sendmsg 46
+#define L7_NR_recvmsg 47
+#define L7_NR_accept4 288
+#define L7_NR_recvmmsg 299
+#define L7_NR_sendmmsg 307
+#define L7_SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define L7_NR_close 57
+#define L7_NR_read 63
+#define L7_NR_write 64
+#define L7_NR_readv 65
+#define L7_NR_writev 66
+#define L7_NR_sendfile 71
+#define L7_NR_accept 202
+#define L7_NR_connect 203
+#define L7_NR_sendto 206
+#define L7_NR_recvfrom 207
+#define L7_NR_sendmsg 211
+#define L7_NR_recvmsg 212
+#define L7_NR_accept4 242
+#define L7_NR_recvmmsg 243
+#define L7_NR_sendmmsg 269
+#define L7_SYSCALL_NR(regs) BPF_CORE_READ((regs), syscallno)
+#else
+#error "l7rec syscalls.bpf.c: unsupported architecture"
+#endif
+
+/* ---- maps ---- */
+
+/* Events to user space; size set by user space (default 16 MiB). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+/* Ringbuf reserve failures, per CPU: user space sums and reports them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* The socket filter's kept flows. User space replaces this map with the socket filter's
+ * own (bpf_map__reuse_fd) when only_kept_flows is set; only presence is checked, so the
+ * real value type does not matter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct l7_flow_key);
+	__type(value, __u8);
+} flows SEC(".maps");
+
+/* A syscall between enter and exit, per thread. */
+struct l7_inflight {
+	__u64 ts_enter;
+	__u64 arg;  /* recvmmsg/sendmmsg: user pointer to the mmsghdr vector */
+	__u32 op;
+	__s32 fd;
+	__u32 role; /* close: role from the socket cache */
+	__u32 pad0;
+	struct l7_sock_tuple sock; /* I/O and close: resolved at entry */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct l7_inflight);
+} inflight SEC(".maps");
+
+/* Socket tuple per (tgid, fd): filled on connect/accept exit and on first use, removed on
+ * close. `file` guards against fds replaced behind our back (dup2, close_range, exit):
+ * an entry is used only while the fd still points at the same struct file. LRU so that
+ * entries of such fds age out. */
+struct l7_sock_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct l7_sock_val {
+	__u64 file;
+	__u32 role;
+	__u32 pad0;
+	struct l7_sock_tuple sock;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct l7_sock_key);
+	__type(value, struct l7_sock_val);
+} sock_cache SEC(".maps");
+
+/* Processes already reported (tgid -> 1); cleared when the process exits. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} procs_seen SEC(".maps");
+
+/* ---- helpers ---- */
+
+static __always_inline void count_drop(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&drops, &zero);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline __u32 op_of(long id)
+{
+	switch (id) {
+	case L7_NR_connect: return L7_OP_CONNECT;
+	case L7_NR_accept: return L7_OP_ACCEPT;
+	case L7_NR_accept4: return L7_OP_ACCEPT4;
+	case L7_NR_close: return L7_OP_CLOSE;
+	case L7_NR_read: return L7_OP_READ;
+	case L7_NR_write: return L7_OP_WRITE;
+	case L7_NR_readv: return L7_OP_READV;
+	case L7_NR_writev: return L7_OP_WRITEV;
+	case L7_NR_recvfrom: return L7_OP_RECVFROM;
+	case L7_NR_sendto: return L7_OP_SENDTO;
+	case L7_NR_recvmsg: return L7_OP_RECVMSG;
+	case L7_NR_sendmsg: return L7_OP_SENDMSG;
+	case L7_NR_recvmmsg: return L7_OP_RECVMMSG;
+	case L7_NR_sendmmsg: return L7_OP_SENDMMSG;
+	case L7_NR_sendfile: return L7_OP_SENDFILE;
+	default: return 0;
+	}
+}
+
+static __always_inline bool is_io_op(__u32 op)
+{
+	return op >= L7_OP_READ && op <= L7_OP_SENDFILE;
+}
+
+/* Syscall numbers above are the native ABI's; a 32-bit task's numbers mean other calls. */
+static __always_inline bool is_compat_syscall(struct task_struct *task)
+{
+#if defined(__TARGET_ARCH_x86)
+	return BPF_CORE_READ(task, thread_info.status) & L7_TS_COMPAT;
+#else
+	return false;
+#endif
+}
+
+static __always_inline bool comm_matches(const char comm[16])
+{
+	if (target_comm[0] == '\0')
+		return true;
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (comm[i] != target_comm[i])
+			return false;
+		if (comm[i] == '\0')
+			return true;
+	}
+	return true;
+}
+
+/* Cheap per-task filters, before any fd-table walk. */
+static __always_inline bool task_in_scope(struct task_struct *task, __u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (target_tgid && tgid != target_tgid)
+		return false;
+	if (target_comm[0] != '\0') {
+		char comm[16];
+
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!comm_matches(comm))
+			return false;
+	}
+	if (!all_netns && BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) != netns_ino)
+		return false;
+	return true;
+}
+
+/* task->files->fdt->fd[fd], or NULL. */
+static __always_inline struct file *file_of_fd(struct task_struct *task, int fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!fdt || fd < 0)
+		return NULL;
+	if ((__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (!fds || bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return file;
+}
+
+static __always_inline void v4_mapped(__u8 out[16], __be32 addr)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &addr, 4);
+}
+
+/* The TCP socket behind `file` into `t`; 0 if it is one, -1 otherwise. */
+static __always_inline int tcp_tuple_of_file(struct file *file, struct l7_sock_tuple *t)
+{
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+
+	if ((mode & L7_S_IFMT) != L7_S_IFSOCK)
+		return -1;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return -1;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != L7_AF_INET && family != L7_AF_INET6)
+		return -1;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return -1;
+
+	t->family = family;
+	t->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (family == L7_AF_INET) {
+		v4_mapped(t->laddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		v4_mapped(t->raddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else {
+		BPF_CORE_READ_INTO(&t->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	return 0;
+}
+
+/* Resolve (tgid, fd) to a TCP tuple, via the cache unless `refresh`. Fills the cache
+ * (with `role` when refreshing) once the socket is connected. 0 on success. */
+static __always_inline int resolve_fd(struct task_struct *task, __u32 tgid, int fd, bool refresh,
+				      __u32 role, struct l7_sock_val *out)
+{
+	struct l7_sock_key key = { .tgid = tgid, .fd = fd };
+	struct l7_sock_val *hit;
+	struct file *file = file_of_fd(task, fd);
+
+	if (!file)
+		return -1;
+	hit = bpf_map_lookup_elem(&sock_cache, &key);
+	if (hit && hit->file == (__u64)file) {
+		if (!refresh) {
+			__builtin_memcpy(out, hit, sizeof(*out));
+			return 0;
+		}
+		if (role == L7_ROLE_UNKNOWN)
+			role = hit->role;
+	}
+	__builtin_memset(out, 0, sizeof(*out));
+	if (tcp_tuple_of_file(file, &out->sock))
+		return -1;
+	out->file = (__u64)file;
+	out->role = role;
+	/* An unconnected socket (e.g. connect() in progress at entry) has no tuple yet. */
+	if (out->sock.rport)
+		bpf_map_update_elem(&sock_cache, &key, out, BPF_ANY);
+	return 0;
+}
+
+/* Is this socket's connection one the packet filter keeps? Builds the shared flow key:
+ * endpoint "a" is the numerically lower (address bytes, then port) pair. */
+static __always_inline bool flow_is_kept(const struct l7_sock_tuple *t)
+{
+	struct l7_flow_key key = { .netns = t->netns };
+	int cmp = 0;
+
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (t->laddr[i] != t->raddr[i]) {
+			cmp = t->laddr[i] < t->raddr[i] ? -1 : 1;
+			break;
+		}
+	}
+	if (cmp == 0 && t->lport != t->rport)
+		cmp = t->lport < t->rport ? -1 : 1;
+	if (cmp <= 0) {
+		key.port_a = t->lport;
+		key.port_b = t->rport;
+		__builtin_memcpy(key.addr_a, t->laddr, 16);
+		__builtin_memcpy(key.addr_b, t->raddr, 16);
+	} else {
+		key.port_a = t->rport;
+		key.port_b = t->lport;
+		__builtin_memcpy(key.addr_a, t->raddr, 16);
+		__builtin_memcpy(key.addr_b, t->laddr, 16);
+	}
+	return bpf_map_lookup_elem(&flows, &key) != NULL;
+}
+
+/* Report a process the first time one of its events is sent, or when it execs. */
+static __always_inline void emit_proc(struct task_struct *task, __u32 tgid, __u32 reason)
+{
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	struct l7_proc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_drop();
+		return;
+	}
+	e->kind = L7_EV_PROC;
+	e->reason = reason;
+	e->tgid = tgid;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->ts = bpf_ktime_get_ns();
+	e->start_boottime = BPF_CORE_READ(leader, start_boottime);
+	if (bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), &leader->comm) < 0)
+		e->comm[0] = '\0';
+	e->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	e->pad0 = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void maybe_emit_proc(struct task_struct *task, __u32 tgid)
+{
+	__u8 one = 1;
+
+	if (bpf_map_lookup_elem(&procs_seen, &tgid))
+		return;
+	/* NOEXIST: of two threads racing here, only one reports. */
+	if (bpf_map_update_elem(&procs_seen, &tgid, &one, BPF_NOEXIST))
+		return;
+	emit_proc(task, tgid, L7_PROC_FIRST_SEEN);
+}
+
+static __always_inline void emit_sys(struct task_struct *task, __u64 pid_tgid, __u32 kind,
+				     const struct l7_inflight *in, __s32 fd, __u32 role, long ret,
+				     __u64 bytes, const struct l7_sock_tuple *sock)
+{
+	__u32 tgid = pid_tgid >> 32;
+	struct l7_sys_event *e;
+
+	maybe_emit_proc(task, tgid);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop();
+		return;
+	}
+	e->kind = kind;
+	e->op = in->op;
+	e->ts_enter = in->ts_enter;
+	e->ts_exit = bpf_ktime_get_ns();
+	e->ret = ret;
+	e->bytes = bytes;
+	e->tgid = tgid;
+	e->tid = (__u32)pid_tgid;
+	e->fd = fd;
+	e->role = role;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memcpy(&e->sock, sock, sizeof(e->sock));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Bytes moved by recvmmsg/sendmmsg: the sum of msg_len over the first `n` messages. */
+static __always_inline __u64 mmsg_bytes(__u64 vec, long n)
+{
+	struct mmsghdr *msgs = (struct mmsghdr *)vec;
+	__u64 total = 0;
+
+	for (int i = 0; i < L7_MMSG_MAX; i++) {
+		unsigned int len = 0;
+
+		if (i >= n)
+			break;
+		if (bpf_probe_read_user(&len, sizeof(len), &msgs[i].msg_len))
+			break;
+		total += len;
+	}
+	return total;
+}
+
+/* Transient results that carry no information and would only inflate the event rate:
+ * non-blocking "try again" and the kernel-internal restart codes. */
+static __always_inline bool is_retry(long ret)
+{
+	return ret == -L7_EAGAIN || (ret <= -L7_ERESTARTSYS && ret >= -L7_ERESTART_RESTARTBLOCK);
+}
+
+/* ---- programs ---- */
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(l7_sys_enter, struct pt_regs *regs, long id)
+{
+	__u32 op = op_of(id);
+	struct task_struct *task;
+	struct l7_inflight in;
+	struct l7_sock_val sv;
+	__u64 pid_tgid;
+	__u32 tgid;
+	int fd;
+
+	if (!op)
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	tgid = pid_tgid >> 32;
+	task = (struct task_struct *)bpf_get_current_task();
+	if (is_compat_syscall(task) || !task_in_scope(task, tgid))
+		return 0;
+
+	fd = (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	__builtin_memset(&in, 0, sizeof(in));
+	/* connect: the socket has no tuple yet; accept: the tuple is the new fd's. Both
+	 * only need "is a TCP socket" here; close and I/O need the tuple now. */
+	if (resolve_fd(task, tgid, fd, false, L7_ROLE_UNKNOWN, &sv))
+		return 0;
+	if (is_io_op(op) && only_kept_flows && !flow_is_kept(&sv.sock))
+		return 0;
+	in.ts_enter = bpf_ktime_get_ns();
+	in.op = op;
+	in.fd = fd;
+	in.role = sv.role;
+	__builtin_memcpy(&in.sock, &sv.sock, sizeof(in.sock));
+	if (op == L7_OP_RECVMMSG || op == L7_OP_SENDMMSG)
+		in.arg = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	bpf_map_update_elem(&inflight, &pid_tgid, &in, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u32 op = op_of(L7_SYSCALL_NR(regs));
+	struct task_struct *task;
+	struct l7_inflight *pin;
+	struct l7_inflight in;
+	struct l7_sock_val sv;
+	struct l7_sock_key key;
+	__u64 pid_tgid, bytes;
+	__u32 tgid;
+
+	if (!op)
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	pin = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (!pin)
+		return 0;
+	__builtin_memcpy(&in, pin, sizeof(in));
+	bpf_map_delete_elem(&inflight, &pid_tgid);
+	if (in.op != op)
+		return 0;
+	tgid = pid_tgid >> 32;
+	task = (struct task_struct *)bpf_get_current_task();
+
+	switch (op) {
+	case L7_OP_CONNECT:
+		if (is_retry(ret))
+			return 0;
+		/* Non-blocking connect returns -EINPROGRESS with the tuple already bound. */
+		if (resolve_fd(task, tgid, in.fd, true, L7_ROLE_CLIENT, &sv))
+			return 0;
+		emit_sys(task, pid_tgid, L7_EV_CONN, &in, in.fd, L7_ROLE_CLIENT, ret, 0, &sv.sock);
+		return 0;
+	case L7_OP_ACCEPT:
+	case L7_OP_ACCEPT4:
+		if (ret < 0 || ret > 0x7fffffff)
+			return 0;
+		if (resolve_fd(task, tgid, (int)ret, true, L7_ROLE_SERVER, &sv))
+			return 0;
+		emit_sys(task, pid_tgid, L7_EV_CONN, &in, (int)ret, L7_ROLE_SERVER, ret, 0,
+			 &sv.sock);
+		return 0;
+	case L7_OP_CLOSE:
+		key.tgid = tgid;
+		key.fd = in.fd;
+		bpf_map_delete_elem(&sock_cache, &key);
+		emit_sys(task, pid_tgid, L7_EV_CONN, &in, in.fd, in.role, ret, 0, &in.sock);
+		return 0;
+	default:
+		if (is_retry(ret))
+			return 0;
+		bytes = 0;
+		if (op == L7_OP_RECVMMSG || op == L7_OP_SENDMMSG) {
+			if (ret > 0)
+				bytes = mmsg_bytes(in.arg, ret);
+		} else if (ret > 0) {
+			bytes = ret;
+		}
+		emit_sys(task, pid_tgid, L7_EV_IO, &in, in.fd, in.role, ret, bytes, &in.sock);
+		return 0;
+	}
+}
+
+/* A reported process replaced its image: report it again (new comm, exe, cmdline). */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(l7_proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	if (!bpf_map_lookup_elem(&procs_seen, &tgid))
+		return 0;
+	if (!task_in_scope(task, tgid))
+		return 0;
+	emit_proc(task, tgid, L7_PROC_EXEC);
+	return 0;
+}
+
+/* Forget exiting threads and processes, so a reused pid is reported afresh. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(l7_proc_exit, struct task_struct *p, bool group_dead)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+
+	bpf_map_delete_elem(&inflight, &pid_tgid);
+	if (group_dead)
+		bpf_map_delete_elem(&procs_seen, &tgid);
+	return 0;
+}

@@ -1,0 +1,775 @@
+//! Reader of pcapng and legacy pcap files, plain or compressed, with l7rec records.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use thiserror::Error;
+
+use crate::pcapng::*;
+use crate::record::{decode_records, Record, RecordError};
+use crate::types::{Direction, Interface, InterfaceStats};
+
+/// Largest block (or pcap record) the reader accepts. A length field above this is
+/// treated as corruption, so a hostile file cannot make the reader allocate gigabytes.
+pub const MAX_BLOCK_LEN: usize = 64 << 20;
+
+/// Compression of the input, detected from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputCompression {
+    /// Not compressed.
+    None,
+    /// zstd (one or more frames).
+    Zstd,
+    /// gzip (one or more members).
+    Gzip,
+}
+
+/// File format, detected from its first bytes (after decompression).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// pcapng.
+    PcapNg,
+    /// Legacy pcap (libpcap) format.
+    Pcap,
+}
+
+/// Why reading stopped early. Offsets count bytes of the uncompressed stream.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// Opening or reading the input failed.
+    #[error("I/O error at byte {offset}: {source}")]
+    Io {
+        /// Uncompressed offset reached.
+        offset: u64,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The input ends inside a block.
+    #[error("truncated {what} at byte {offset}: {needed} bytes announced, only {available} present{cause}")]
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// Uncompressed offset of its start.
+        offset: u64,
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes that were there.
+        available: usize,
+        /// Decompressor error that ended the input, if any (", zstd: ...").
+        cause: String,
+    },
+    /// A block is malformed.
+    #[error("corrupt {what} at byte {offset}: {reason}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Uncompressed offset of its start.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The input is neither pcap nor pcapng.
+    #[error("not a pcap or pcapng capture (first bytes: {0:02x?})")]
+    UnknownFormat(Vec<u8>),
+}
+
+/// A packet read from a capture. `data` borrows the reader's buffer.
+#[derive(Debug, Clone)]
+pub struct Packet<'a> {
+    /// Interface index within the current section.
+    pub interface_id: u32,
+    /// Link type of that interface.
+    pub linktype: u16,
+    /// Capture time, ns since the Unix epoch.
+    pub ts_ns: u64,
+    /// Captured bytes.
+    pub data: &'a [u8],
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// Direction (`epb_flags`), when recorded.
+    pub direction: Direction,
+    /// Process and thread (`epb_processid_threadid`), when recorded.
+    pub process: Option<(u32, u32)>,
+    /// First `opt_comment`, when present.
+    pub comment: Option<&'a str>,
+}
+
+/// One item of a capture, in file order.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A packet.
+    Packet(Packet<'a>),
+    /// l7rec metadata records from one Custom Block.
+    Records(Vec<Record>),
+    /// An l7rec Custom Block whose records could not be decoded (the rest of the
+    /// file is still read).
+    BadRecords {
+        /// Uncompressed offset of the block.
+        offset: u64,
+        /// Why.
+        error: RecordError,
+    },
+    /// An interface's statistics.
+    InterfaceStats(InterfaceStats),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Endian {
+    Little,
+    Big,
+}
+
+impl Endian {
+    fn u16(self, b: &[u8]) -> u16 {
+        let a = [b[0], b[1]];
+        match self {
+            Endian::Little => u16::from_le_bytes(a),
+            Endian::Big => u16::from_be_bytes(a),
+        }
+    }
+    fn u32(self, b: &[u8]) -> u32 {
+        let a = [b[0], b[1], b[2], b[3]];
+        match self {
+            Endian::Little => u32::from_le_bytes(a),
+            Endian::Big => u32::from_be_bytes(a),
+        }
+    }
+    fn u64(self, b: &[u8]) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[..8]);
+        match self {
+            Endian::Little => u64::from_le_bytes(a),
+            Endian::Big => u64::from_be_bytes(a),
+        }
+    }
+}
+
+/// How an interface's raw timestamps convert to nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct TsScale {
+    /// `if_tsresol` byte (pcapng) or 6/9 (pcap).
+    resol: u8,
+    /// `if_tsoffset`, seconds.
+    offset_s: i64,
+}
+
+impl TsScale {
+    fn to_ns(self, raw: u64) -> u64 {
+        let ns = if self.resol & 0x80 == 0 {
+            let exp = u32::from(self.resol);
+            if exp <= 9 {
+                raw.saturating_mul(10u64.pow(9 - exp))
+            } else {
+                raw / 10u64.checked_pow(exp - 9).unwrap_or(u64::MAX)
+            }
+        } else {
+            let shift = u32::from(self.resol & 0x7f).min(127);
+            ((u128::from(raw) * 1_000_000_000) >> shift).min(u128::from(u64::MAX)) as u64
+        };
+        ns.saturating_add_signed(self.offset_s.saturating_mul(1_000_000_000))
+    }
+}
+
+struct IfaceState {
+    info: Interface,
+    ts: TsScale,
+}
+
+/// Reads packets, l7rec records and statistics from a capture.
+///
+/// Accepts pcapng (any byte order, several sections) and legacy pcap (µs or ns,
+/// either byte order), plain, zstd- or gzip-compressed — detected by content.
+/// Iterate with [`next_event`](Self::next_event); after it returns an error the
+/// reader is done, and everything before the error has been returned.
+pub struct CaptureReader {
+    src: Box<dyn Read + Send>,
+    src_error: Option<io::Error>,
+    src_eof: bool,
+    buf: Vec<u8>,
+    /// Start of unconsumed data in `buf`.
+    pos: usize,
+    /// End of valid data in `buf`.
+    end: usize,
+    /// Uncompressed offset of `buf[pos]`.
+    offset: u64,
+    compression: InputCompression,
+    format: Format,
+    endian: Endian,
+    interfaces: Vec<IfaceState>,
+    done: bool,
+}
+
+const READ_CHUNK: usize = 256 * 1024;
+
+impl CaptureReader {
+    /// Opens a capture file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
+        let file = File::open(path.as_ref()).map_err(|source| ReadError::Io {
+            offset: 0,
+            source,
+        })?;
+        Self::new(file)
+    }
+
+    /// Reads a capture from any byte stream.
+    pub fn new(mut input: impl Read + Send + 'static) -> Result<Self, ReadError> {
+        let mut magic = [0u8; 4];
+        let got = read_up_to(&mut input, &mut magic).map_err(|source| ReadError::Io {
+            offset: 0,
+            source,
+        })?;
+        let prefix = io::Cursor::new(magic[..got].to_vec()).chain(input);
+        let (compression, src): (_, Box<dyn Read + Send>) = match &magic[..got] {
+            [0x28, 0xb5, 0x2f, 0xfd] => (
+                InputCompression::Zstd,
+                Box::new(
+                    zstd::stream::read::Decoder::new(prefix).map_err(|source| {
+                        ReadError::Io {
+                            offset: 0,
+                            source,
+                        }
+                    })?,
+                ),
+            ),
+            [0x1f, 0x8b, ..] => (
+                InputCompression::Gzip,
+                Box::new(flate2::read::MultiGzDecoder::new(prefix)),
+            ),
+            _ => (InputCompression::None, Box::new(prefix)),
+        };
+        let mut r = CaptureReader {
+            src,
+            src_error: None,
+            src_eof: false,
+            buf: Vec::new(),
+            pos: 0,
+            end: 0,
+            offset: 0,
+            compression,
+            format: Format::PcapNg,
+            endian: Endian::Little,
+            interfaces: Vec::new(),
+            done: false,
+        };
+        r.fill(24);
+        let head = r.buf[r.pos..r.end].to_vec();
+        if head.len() < 4 {
+            return Err(r.source_failure().unwrap_or(ReadError::UnknownFormat(head)));
+        }
+        let m = [head[0], head[1], head[2], head[3]];
+        match u32::from_le_bytes(m) {
+            BT_SHB => r.format = Format::PcapNg,
+            0xa1b2_c3d4 | 0xa1b2_3c4d => r.start_pcap(Endian::Little)?,
+            0xd4c3_b2a1 | 0x4d3c_b2a1 => r.start_pcap(Endian::Big)?,
+            _ => return Err(ReadError::UnknownFormat(head)),
+        }
+        Ok(r)
+    }
+
+    /// Compression detected on the input.
+    pub fn compression(&self) -> InputCompression {
+        self.compression
+    }
+
+    /// Format detected on the input.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Interfaces of the current section, by interface id.
+    pub fn interfaces(&self) -> impl Iterator<Item = &Interface> {
+        self.interfaces.iter().map(|i| &i.info)
+    }
+
+    /// Uncompressed bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next event, `None` at a clean end of input, or the reason reading stopped.
+    pub fn next_event(&mut self) -> Option<Result<Event<'_>, ReadError>> {
+        if self.done {
+            return None;
+        }
+        let found = match self.format {
+            Format::PcapNg => self.next_pcapng_block(),
+            Format::Pcap => self.next_pcap_record(),
+        };
+        match found {
+            Ok(Some(found)) => Some(Ok(self.decode(found))),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    // ---- framing ----
+
+    /// Makes at least `n` bytes available at `pos` unless the input ends first.
+    fn fill(&mut self, n: usize) {
+        if self.end - self.pos >= n {
+            return;
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        while self.end < n && !self.src_eof {
+            // Grow with the data actually present, never with what a header claims.
+            let want = (self.end + READ_CHUNK).max(n.min(self.end + (16 << 20)));
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.src_eof = true,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.src_error = Some(e);
+                    self.src_eof = true;
+                }
+            }
+        }
+    }
+
+    fn available(&self) -> usize {
+        self.end - self.pos
+    }
+
+    fn source_failure(&mut self) -> Option<ReadError> {
+        let offset = self.offset + self.available() as u64;
+        self.src_error.take().map(|source| ReadError::Io { offset, source })
+    }
+
+    /// Error for "needed `n` bytes for `what`, input ended".
+    fn truncated(&mut self, what: &'static str, needed: usize) -> ReadError {
+        let cause = match self.src_error.take() {
+            Some(e) => format!(" ({e})"),
+            None => String::new(),
+        };
+        ReadError::Truncated {
+            what,
+            offset: self.offset,
+            needed,
+            available: self.available(),
+            cause,
+        }
+    }
+
+    fn corrupt(&self, what: &'static str, reason: String) -> ReadError {
+        ReadError::Corrupt {
+            what,
+            offset: self.offset,
+            reason,
+        }
+    }
+
+    /// Ensures a whole unit of `len` bytes is buffered, or reports truncation.
+    fn need(&mut self, what: &'static str, len: usize) -> Result<(), ReadError> {
+        if len > MAX_BLOCK_LEN {
+            return Err(self.corrupt(
+                what,
+                format!("length {len} exceeds the {MAX_BLOCK_LEN}-byte limit"),
+            ));
+        }
+        self.fill(len);
+        if self.available() < len {
+            return Err(self.truncated(what, len));
+        }
+        Ok(())
+    }
+
+    /// At a unit boundary: `Ok(false)` at a clean end of input.
+    fn more(&mut self) -> Result<bool, ReadError> {
+        self.fill(1);
+        if self.available() == 0 {
+            return match self.source_failure() {
+                Some(e) => Err(e),
+                None => Ok(false),
+            };
+        }
+        Ok(true)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        self.offset += n as u64;
+    }
+
+    // ---- legacy pcap ----
+
+    fn start_pcap(&mut self, endian: Endian) -> Result<(), ReadError> {
+        self.format = Format::Pcap;
+        self.endian = endian;
+        self.need("pcap file header", 24)?;
+        let h = &self.buf[self.pos..self.pos + 24];
+        let magic = endian.u32(h);
+        let resol = if magic == 0xa1b2_3c4d { 9 } else { 6 };
+        let snaplen = endian.u32(&h[16..]);
+        let linktype = (endian.u32(&h[20..]) & 0xffff) as u16;
+        self.interfaces = vec![IfaceState {
+            info: Interface {
+                name: String::new(),
+                description: None,
+                linktype,
+                snaplen,
+            },
+            ts: TsScale { resol, offset_s: 0 },
+        }];
+        self.consume(24);
+        Ok(())
+    }
+
+    fn next_pcap_record(&mut self) -> Result<Option<Found>, ReadError> {
+        if !self.more()? {
+            return Ok(None);
+        }
+        self.need("pcap record header", 16)?;
+        let h = &self.buf[self.pos..self.pos + 16];
+        let (e, ts) = (self.endian, self.interfaces[0].ts);
+        let (sec, frac) = (u64::from(e.u32(h)), u64::from(e.u32(&h[4..])));
+        let incl = e.u32(&h[8..]) as usize;
+        let orig = e.u32(&h[12..]);
+        let frac_scale = if ts.resol == 9 { 1 } else { 1000 };
+        let ts_ns = sec * 1_000_000_000 + frac * frac_scale;
+        self.need("pcap record", 16 + incl)?;
+        let start = self.pos + 16;
+        self.consume(16 + incl);
+        Ok(Some(Found::Packet {
+            interface_id: 0,
+            ts_ns,
+            data: (start, incl),
+            orig_len: orig,
+            flags: 0,
+            process: None,
+            comment: None,
+        }))
+    }
+
+    // ---- pcapng ----
+
+    fn next_pcapng_block(&mut self) -> Result<Option<Found>, ReadError> {
+        loop {
+            if !self.more()? {
+                return Ok(None);
+            }
+            self.need("block header", 12)?;
+            let head = &self.buf[self.pos..self.pos + 12];
+            let raw_type = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+            if raw_type == BT_SHB {
+                // The byte-order magic decides how every later field is read.
+                self.endian = match u32::from_le_bytes([head[8], head[9], head[10], head[11]]) {
+                    BYTE_ORDER_MAGIC => Endian::Little,
+                    0x4d3c_2b1a => Endian::Big,
+                    other => {
+                        return Err(
+                            self.corrupt("section header", format!("byte-order magic {other:#x}"))
+                        )
+                    }
+                };
+            }
+            let e = self.endian;
+            let btype = e.u32(head);
+            let len = e.u32(&head[4..]) as usize;
+            if len < 12 || len % 4 != 0 {
+                return Err(self.corrupt("block", format!("type {btype:#x} has length {len}")));
+            }
+            self.need("block", len)?;
+            let block = &self.buf[self.pos..self.pos + len];
+            if e.u32(&block[len - 4..]) as usize != len {
+                return Err(self.corrupt(
+                    "block",
+                    format!("type {btype:#x}: trailing length differs from leading {len}"),
+                ));
+            }
+            let body = (self.pos + 8, len - 12);
+            let block_offset = self.offset;
+            self.consume(len);
+            let found = match btype {
+                BT_SHB => {
+                    self.interfaces.clear();
+                    None
+                }
+                BT_IDB => {
+                    self.parse_idb(body, block_offset)?;
+                    None
+                }
+                BT_EPB => Some(self.parse_epb(body, block_offset)?),
+                BT_SPB => Some(self.parse_spb(body, block_offset)?),
+                BT_ISB => Some(self.parse_isb(body, block_offset)?),
+                BT_CUSTOM | BT_CUSTOM_NOCOPY => {
+                    let (start, blen) = body;
+                    if blen >= 4 && e.u32(&self.buf[start..]) == L7REC_PEN {
+                        Some(Found::Custom {
+                            data: (start + 4, blen - 4),
+                            offset: block_offset,
+                        })
+                    } else {
+                        None
+                    }
+                }
+                _ => None, // other block types (NRB, DSB, ...) carry nothing we use
+            };
+            if let Some(f) = found {
+                return Ok(Some(f));
+            }
+        }
+    }
+
+    fn corrupt_at(what: &'static str, offset: u64, reason: impl Into<String>) -> ReadError {
+        ReadError::Corrupt {
+            what,
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    fn parse_idb(&mut self, (start, len): (usize, usize), offset: u64) -> Result<(), ReadError> {
+        let e = self.endian;
+        let b = &self.buf[start..start + len];
+        if b.len() < 8 {
+            return Err(Self::corrupt_at("interface description", offset, "too short"));
+        }
+        let mut info = Interface {
+            name: String::new(),
+            description: None,
+            linktype: e.u16(b),
+            snaplen: e.u32(&b[4..]),
+        };
+        let mut ts = TsScale {
+            resol: 6,
+            offset_s: 0,
+        };
+        for (code, v) in Options::new(&b[8..], e) {
+            match code {
+                IF_NAME => info.name = String::from_utf8_lossy(trim_nul(v)).into_owned(),
+                IF_DESCRIPTION => {
+                    info.description = Some(String::from_utf8_lossy(trim_nul(v)).into_owned())
+                }
+                IF_TSRESOL if !v.is_empty() => ts.resol = v[0],
+                IF_TSOFFSET if v.len() >= 8 => ts.offset_s = e.u64(v) as i64,
+                _ => {}
+            }
+        }
+        self.interfaces.push(IfaceState { info, ts });
+        Ok(())
+    }
+
+    fn iface(&self, id: u32, what: &'static str, offset: u64) -> Result<TsScale, ReadError> {
+        self.interfaces
+            .get(id as usize)
+            .map(|i| i.ts)
+            .ok_or_else(|| Self::corrupt_at(what, offset, format!("unknown interface id {id}")))
+    }
+
+    fn parse_epb(&self, (start, len): (usize, usize), offset: u64) -> Result<Found, ReadError> {
+        const WHAT: &str = "enhanced packet block";
+        let e = self.endian;
+        let b = &self.buf[start..start + len];
+        if b.len() < 20 {
+            return Err(Self::corrupt_at(WHAT, offset, "too short"));
+        }
+        let interface_id = e.u32(b);
+        let ts = self.iface(interface_id, WHAT, offset)?;
+        let raw_ts = (u64::from(e.u32(&b[4..])) << 32) | u64::from(e.u32(&b[8..]));
+        let cap = e.u32(&b[12..]) as usize;
+        let orig_len = e.u32(&b[16..]);
+        let padded = cap.div_ceil(4) * 4;
+        if 20 + padded > b.len() {
+            return Err(Self::corrupt_at(
+                WHAT,
+                offset,
+                format!("captured length {cap} exceeds the block"),
+            ));
+        }
+        let (mut flags, mut process, mut comment) = (0u32, None, None);
+        for (code, v) in Options::new(&b[20 + padded..], e) {
+            match code {
+                OPT_COMMENT if comment.is_none() => {
+                    let at = v.as_ptr() as usize - self.buf.as_ptr() as usize;
+                    comment = Some((at, trim_nul(v).len()));
+                }
+                EPB_FLAGS if v.len() >= 4 => flags = e.u32(v),
+                EPB_PROCESSID_THREADID if v.len() >= 8 => {
+                    process = Some((e.u32(v), e.u32(&v[4..])))
+                }
+                _ => {}
+            }
+        }
+        Ok(Found::Packet {
+            interface_id,
+            ts_ns: ts.to_ns(raw_ts),
+            data: (start + 20, cap),
+            orig_len,
+            flags,
+            process,
+            comment,
+        })
+    }
+
+    fn parse_spb(&self, (start, len): (usize, usize), offset: u64) -> Result<Found, ReadError> {
+        const WHAT: &str = "simple packet block";
+        let b = &self.buf[start..start + len];
+        if b.len() < 4 {
+            return Err(Self::corrupt_at(WHAT, offset, "too short"));
+        }
+        self.iface(0, WHAT, offset)?;
+        let orig_len = self.endian.u32(b);
+        let snap = self.interfaces[0].info.snaplen as usize;
+        let mut cap = (orig_len as usize).min(len - 4);
+        if snap != 0 {
+            cap = cap.min(snap);
+        }
+        Ok(Found::Packet {
+            interface_id: 0,
+            ts_ns: 0,
+            data: (start + 4, cap),
+            orig_len,
+            flags: 0,
+            process: None,
+            comment: None,
+        })
+    }
+
+    fn parse_isb(&self, (start, len): (usize, usize), offset: u64) -> Result<Found, ReadError> {
+        const WHAT: &str = "interface statistics block";
+        let e = self.endian;
+        let b = &self.buf[start..start + len];
+        if b.len() < 12 {
+            return Err(Self::corrupt_at(WHAT, offset, "too short"));
+        }
+        let interface_id = e.u32(b);
+        let ts = self.iface(interface_id, WHAT, offset)?;
+        let stamp = |v: &[u8]| ts.to_ns((u64::from(e.u32(v)) << 32) | u64::from(e.u32(&v[4..])));
+        let mut s = InterfaceStats {
+            interface_id,
+            ts_ns: stamp(&b[4..]),
+            ..Default::default()
+        };
+        for (code, v) in Options::new(&b[12..], e) {
+            if v.len() < 8 {
+                continue;
+            }
+            match code {
+                ISB_STARTTIME => s.start_ns = Some(stamp(v)),
+                ISB_ENDTIME => s.end_ns = Some(stamp(v)),
+                ISB_IFRECV => s.if_recv = Some(e.u64(v)),
+                ISB_IFDROP => s.if_drop = Some(e.u64(v)),
+                ISB_FILTERACCEPT => s.filter_accept = Some(e.u64(v)),
+                ISB_OSDROP => s.os_drop = Some(e.u64(v)),
+                ISB_USRDELIV => s.usr_deliv = Some(e.u64(v)),
+                _ => {}
+            }
+        }
+        Ok(Found::Stats(s))
+    }
+
+    /// Turns buffer positions into a borrowed event.
+    fn decode(&self, found: Found) -> Event<'_> {
+        match found {
+            Found::Packet {
+                interface_id,
+                ts_ns,
+                data: (start, len),
+                orig_len,
+                flags,
+                process,
+                comment,
+            } => Event::Packet(Packet {
+                interface_id,
+                linktype: self.interfaces[interface_id as usize].info.linktype,
+                ts_ns,
+                data: &self.buf[start..start + len],
+                orig_len,
+                direction: Direction::from_flags(flags),
+                process,
+                comment: comment.and_then(|(s, l)| std::str::from_utf8(&self.buf[s..s + l]).ok()),
+            }),
+            Found::Custom {
+                data: (start, len),
+                offset,
+            } => match decode_records(&self.buf[start..start + len]) {
+                Ok(records) => Event::Records(records),
+                Err(error) => Event::BadRecords { offset, error },
+            },
+            Found::Stats(s) => Event::InterfaceStats(s),
+        }
+    }
+}
+
+/// A block located in the buffer; positions stay valid until the next `fill`.
+enum Found {
+    Packet {
+        interface_id: u32,
+        ts_ns: u64,
+        data: (usize, usize),
+        orig_len: u32,
+        flags: u32,
+        process: Option<(u32, u32)>,
+        comment: Option<(usize, usize)>,
+    },
+    Custom {
+        data: (usize, usize),
+        offset: u64,
+    },
+    Stats(InterfaceStats),
+}
+
+/// Iterates `(code, value)` pairs of a pcapng options list, stopping at
+/// `opt_endofopt` or at the first option that does not fit.
+struct Options<'a> {
+    rest: &'a [u8],
+    endian: Endian,
+}
+
+impl<'a> Options<'a> {
+    fn new(rest: &'a [u8], endian: Endian) -> Self {
+        Options { rest, endian }
+    }
+}
+
+impl<'a> Iterator for Options<'a> {
+    type Item = (u16, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.len() < 4 {
+            return None;
+        }
+        let code = self.endian.u16(self.rest);
+        let len = usize::from(self.endian.u16(&self.rest[2..]));
+        let padded = len.div_ceil(4) * 4;
+        if code == OPT_ENDOFOPT || 4 + padded > self.rest.len() {
+            self.rest = &[];
+            return None;
+        }
+        let value = &self.rest[4..4 + len];
+        self.rest = &self.rest[4 + padded..];
+        Some((code, value))
+    }
+}
+
+fn trim_nul(v: &[u8]) -> &[u8] {
+    match v.iter().position(|&b| b == 0) {
+        Some(i) => &v[..i],
+        None => v,
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

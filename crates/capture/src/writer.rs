@@ -1,0 +1,244 @@
+//! Streaming writer of l7rec capture files.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use crate::pcapng::*;
+use crate::record::{encode_records, Record};
+use crate::types::{Direction, Interface, InterfaceStats};
+
+/// How the output stream is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain pcapng.
+    None,
+    /// zstd at the given level (1-22; 3 is a good default).
+    Zstd {
+        /// zstd compression level.
+        level: i32,
+    },
+}
+
+/// Options of a [`CaptureWriter`].
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Output compression.
+    pub compression: Compression,
+    /// Longest time between two flushes. A flush ends a zstd block, so a writer that
+    /// is killed leaves a file readable up to its last flush.
+    pub flush_interval: Duration,
+    /// `shb_userappl`: the writing application and version.
+    pub application: String,
+    /// `shb_os`: the operating system.
+    pub os: Option<String>,
+    /// `shb_hardware`: the machine.
+    pub hardware: Option<String>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            compression: Compression::Zstd { level: 3 },
+            flush_interval: Duration::from_millis(500),
+            application: format!("l7rec {}", env!("CARGO_PKG_VERSION")),
+            os: None,
+            hardware: None,
+        }
+    }
+}
+
+/// A packet to write as an Enhanced Packet Block.
+#[derive(Debug, Clone, Default)]
+pub struct PacketOut<'a> {
+    /// Interface id returned by [`CaptureWriter::add_interface`].
+    pub interface_id: u32,
+    /// Capture time, ns since the Unix epoch.
+    pub ts_ns: u64,
+    /// Captured bytes, starting with the link-layer header.
+    pub data: &'a [u8],
+    /// Length of the packet on the wire (≥ `data.len()`).
+    pub orig_len: u32,
+    /// Direction relative to the host.
+    pub direction: Direction,
+    /// Sending/receiving process and thread (`epb_processid_threadid`), when known.
+    pub process: Option<(u32, u32)>,
+    /// Free-text comment (`opt_comment`), e.g. `pid=42 comm=curl`.
+    pub comment: Option<&'a str>,
+}
+
+enum Sink<W: Write> {
+    Plain(io::BufWriter<W>),
+    Zstd(zstd::stream::write::Encoder<'static, io::BufWriter<W>>),
+}
+
+/// Writes a pcapng section (SHB first) to `W`, optionally zstd-compressed.
+///
+/// Blocks are written whole: after any error the writer should be dropped, the
+/// file is valid up to the last successful flush.
+pub struct CaptureWriter<W: Write> {
+    sink: Sink<W>,
+    block: BlockBuf,
+    flush_interval: Duration,
+    last_flush: Instant,
+    writes_since_clock: u32,
+    interfaces: u32,
+    uncompressed_bytes: u64,
+}
+
+/// How many block writes may pass between two looks at the clock.
+const CLOCK_EVERY: u32 = 64;
+
+impl<W: Write> CaptureWriter<W> {
+    /// Starts a capture on `out` and writes its Section Header Block.
+    pub fn new(out: W, opts: &WriterOptions) -> io::Result<Self> {
+        let buffered = io::BufWriter::with_capacity(1 << 20, out);
+        let sink = match opts.compression {
+            Compression::None => Sink::Plain(buffered),
+            Compression::Zstd { level } => {
+                Sink::Zstd(zstd::stream::write::Encoder::new(buffered, level)?)
+            }
+        };
+        let mut w = CaptureWriter {
+            sink,
+            block: BlockBuf::new(),
+            flush_interval: opts.flush_interval,
+            last_flush: Instant::now(),
+            writes_since_clock: 0,
+            interfaces: 0,
+            uncompressed_bytes: 0,
+        };
+        let b = w.block.start(BT_SHB);
+        b.u32(BYTE_ORDER_MAGIC).u16(1).u16(0);
+        b.u32(u32::MAX).u32(u32::MAX); // section length: not specified
+        if let Some(hw) = &opts.hardware {
+            b.opt_str(SHB_HARDWARE, hw);
+        }
+        if let Some(os) = &opts.os {
+            b.opt_str(SHB_OS, os);
+        }
+        b.opt_str(SHB_USERAPPL, &opts.application);
+        w.emit()?;
+        Ok(w)
+    }
+
+    /// Describes an interface (IDB, nanosecond timestamps); returns its id.
+    pub fn add_interface(&mut self, iface: &Interface) -> io::Result<u32> {
+        let b = self.block.start(BT_IDB);
+        b.u16(iface.linktype).u16(0).u32(iface.snaplen);
+        if !iface.name.is_empty() {
+            b.opt_str(IF_NAME, &iface.name);
+        }
+        if let Some(d) = &iface.description {
+            b.opt_str(IF_DESCRIPTION, d);
+        }
+        b.opt(IF_TSRESOL, &[9]);
+        self.emit()?;
+        self.interfaces += 1;
+        Ok(self.interfaces - 1)
+    }
+
+    /// Writes one packet as an Enhanced Packet Block.
+    pub fn write_packet(&mut self, p: &PacketOut<'_>) -> io::Result<()> {
+        debug_assert!(p.interface_id < self.interfaces, "unknown interface id");
+        let b = self.block.start(BT_EPB);
+        b.u32(p.interface_id)
+            .ts(p.ts_ns)
+            .u32(p.data.len() as u32)
+            .u32(p.orig_len.max(p.data.len() as u32))
+            .padded(p.data);
+        if let Some(c) = p.comment {
+            b.opt_str(OPT_COMMENT, c);
+        }
+        if p.direction != Direction::Unknown {
+            b.opt(EPB_FLAGS, &p.direction.to_flags().to_le_bytes());
+        }
+        if let Some((pid, tid)) = p.process {
+            let mut v = [0u8; 8];
+            v[..4].copy_from_slice(&pid.to_le_bytes());
+            v[4..].copy_from_slice(&tid.to_le_bytes());
+            b.opt(EPB_PROCESSID_THREADID, &v);
+        }
+        self.emit()
+    }
+
+    /// Writes metadata records as one l7rec Custom Block. Does nothing for none.
+    pub fn write_records(&mut self, records: &[Record]) -> io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let b = self.block.start(BT_CUSTOM);
+        b.u32(L7REC_PEN);
+        encode_records(records, b.bytes_mut());
+        b.pad();
+        self.emit()
+    }
+
+    /// Writes an Interface Statistics Block.
+    pub fn write_interface_stats(&mut self, s: &InterfaceStats) -> io::Result<()> {
+        let b = self.block.start(BT_ISB);
+        b.u32(s.interface_id).ts(s.ts_ns);
+        for (code, value) in [
+            (ISB_STARTTIME, s.start_ns.map(|v| (v >> 32) | (v << 32))),
+            (ISB_ENDTIME, s.end_ns.map(|v| (v >> 32) | (v << 32))),
+            (ISB_IFRECV, s.if_recv),
+            (ISB_IFDROP, s.if_drop),
+            (ISB_FILTERACCEPT, s.filter_accept),
+            (ISB_OSDROP, s.os_drop),
+            (ISB_USRDELIV, s.usr_deliv),
+        ] {
+            if let Some(v) = value {
+                b.opt_u64(code, v);
+            }
+        }
+        self.emit()
+    }
+
+    /// Flushes if the flush interval has passed since the last flush.
+    /// Returns whether it flushed.
+    pub fn flush_if_due(&mut self) -> io::Result<bool> {
+        self.writes_since_clock = 0;
+        if self.last_flush.elapsed() >= self.flush_interval {
+            self.flush()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Ends the current zstd block and pushes everything to `W`: what was written
+    /// so far is readable even if the process dies before [`finish`](Self::finish).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.last_flush = Instant::now();
+        match &mut self.sink {
+            Sink::Plain(w) => w.flush(),
+            Sink::Zstd(e) => e.flush(),
+        }
+    }
+
+    /// Bytes of pcapng written so far, before compression.
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.uncompressed_bytes
+    }
+
+    /// Ends the zstd frame, flushes, and returns the underlying writer.
+    pub fn finish(self) -> io::Result<W> {
+        let buffered = match self.sink {
+            Sink::Plain(w) => w,
+            Sink::Zstd(e) => e.finish()?,
+        };
+        buffered.into_inner().map_err(|e| e.into_error())
+    }
+
+    fn emit(&mut self) -> io::Result<()> {
+        let block = self.block.finish();
+        self.uncompressed_bytes += block.len() as u64;
+        match &mut self.sink {
+            Sink::Plain(w) => w.write_all(block)?,
+            Sink::Zstd(e) => e.write_all(block)?,
+        }
+        self.writes_since_clock += 1;
+        if self.writes_since_clock >= CLOCK_EVERY {
+            self.flush_if_due()?;
+        }
+        Ok(())
+    }
+}
