@@ -2,6 +2,30 @@
 
 mod afpacket;
 mod bpf;
+mod cli;
 mod syscalls;
 
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Record(args) => record(args),
+        cli::Command::Analyze(args) => analyze(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("l7rec: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn record(_args: cli::RecordArgs) -> anyhow::Result<()> {
+    anyhow::bail!("`l7rec record` is not implemented yet in this build")
+}
+
+fn analyze(_args: cli::AnalyzeArgs) -> anyhow::Result<()> {
+    anyhow::bail!("`l7rec analyze` is not implemented yet in this build")
+}

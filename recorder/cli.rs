@@ -1,0 +1,161 @@
+//! Command line of the `l7rec` binary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Record HTTP traffic with eBPF into a pcapng file that Wireshark opens, with the
+/// process behind every connection; analyze such files (or any pcap) offline.
+#[derive(Debug, Parser)]
+#[command(name = "l7rec", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record HTTP flows and the processes behind them into a capture file (root).
+    ///
+    /// An eBPF socket filter keeps, in the kernel, every packet of TCP flows that carry
+    /// HTTP/1.x (whole messages, both directions, handshake and teardown included);
+    /// syscall tracepoints attribute them to processes. Scope: the network namespace
+    /// l7rec runs in — its interfaces, and the processes whose sockets live there.
+    /// Run it inside `ip netns exec NS` to record another namespace.
+    ///
+    /// Examples:
+    ///   l7rec record -o cap.pcapng                 # until Ctrl-C
+    ///   l7rec record -o cap.pcapng -- curl -s http://127.0.0.1:8080/
+    ///   l7rec record -o cap.pcapng -i lo --port 8080 --duration 30s
+    #[command(verbatim_doc_comment)]
+    Record(RecordArgs),
+    /// Report the HTTP transactions in captures (no root needed).
+    ///
+    /// Reads l7rec captures and any pcap/pcapng from tcpdump, tshark or Wireshark
+    /// (plain, zstd or gzip), reassembles TCP streams and prints one row per HTTP
+    /// request/response with status, sizes, latency and, for l7rec captures, the
+    /// client and server process.
+    ///
+    /// Examples:
+    ///   l7rec analyze cap.pcapng
+    ///   l7rec analyze cap.pcapng --format json | jq .uri
+    ///   l7rec analyze cap.pcapng --summary
+    ///   l7rec analyze cap.pcapng --format har -o cap.har
+    #[command(verbatim_doc_comment)]
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Capture file to write (created with mode 0600: captures hold cookies and tokens).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Interface to capture on (repeatable). Default: every interface of the namespace.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Only consider TCP flows with this port on either side (repeatable).
+    #[arg(long = "port", value_name = "N")]
+    pub ports: Vec<u16>,
+    /// Only attribute syscalls of this process id.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Only attribute syscalls of processes with this name (as in /proc/PID/comm).
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+    /// Bytes kept per packet.
+    #[arg(short = 's', long = "snaplen", default_value_t = 262_144, value_name = "BYTES")]
+    pub snaplen: u32,
+    /// Stop after this long (e.g. 30s, 5m, 1h).
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    pub duration: Option<Duration>,
+    /// Stop after this many packets.
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+    /// Keep every TCP packet, not only HTTP flows.
+    #[arg(long)]
+    pub all_tcp: bool,
+    /// Do not trace syscalls (no process attribution).
+    #[arg(long)]
+    pub no_syscalls: bool,
+    /// Write plain pcapng instead of zstd-compressed.
+    #[arg(long)]
+    pub no_compress: bool,
+    /// Run this command and stop recording when it exits.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Report format of `l7rec analyze`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned columns for a terminal.
+    Table,
+    /// JSON lines, one object per transaction.
+    Json,
+    /// CSV with a header row.
+    Csv,
+    /// HAR 1.2 (importable by browser dev tools).
+    Har,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng; plain, zstd or gzip).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'f', long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Print per-endpoint statistics instead of transactions.
+    #[arg(long)]
+    pub summary: bool,
+    /// Write the report here instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (try 30s, 5m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
