@@ -8,8 +8,9 @@
  * and tp_btf/sched_process_exit for process bookkeeping. The switch is the first thing
  * each program does, so unrelated syscalls cost one compare chain.
  *
- * Kernel pointers are read with CO-RE (BPF_CORE_READ), never dereferenced directly, so the
- * same code also loads as raw_tp if tp_btf is ever refused. */
+ * Kernel pointers are read with CO-RE (BPF_CORE_READ). The one direct load is the syscall
+ * number in sys_exit (tp_btf's typed `regs` allows it): it runs for every syscall on the
+ * host, so it avoids a helper call. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -24,7 +25,7 @@ const volatile __u32 self_tgid = 0;       /* the recorder itself: never traced *
 const volatile __u32 target_tgid = 0;     /* 0 = every process */
 const volatile __u32 netns_ino = 0;       /* only tasks in this network namespace... */
 const volatile __u8 all_netns = 0;        /* ...unless this is set */
-const volatile __u8 only_kept_flows = 0;  /* I/O events only for flows in `flows` */
+const volatile __u8 only_kept_flows = 0;  /* I/O events only for flows in l7_flows */
 const volatile char target_comm[16] = {}; /* empty = every comm */
 
 /* ---- constants vmlinux.h lacks (macros there are not in BTF) ---- */
@@ -56,7 +57,7 @@ const volatile char target_comm[16] = {}; /* empty = every comm */
 #define L7_NR_accept4 288
 #define L7_NR_recvmmsg 299
 #define L7_NR_sendmmsg 307
-#define L7_SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
+#define L7_SYSCALL_NR(regs) ((regs)->orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define L7_NR_close 57
 #define L7_NR_read 63
@@ -73,7 +74,7 @@ const volatile char target_comm[16] = {}; /* empty = every comm */
 #define L7_NR_accept4 242
 #define L7_NR_recvmmsg 243
 #define L7_NR_sendmmsg 269
-#define L7_SYSCALL_NR(regs) BPF_CORE_READ((regs), syscallno)
+#define L7_SYSCALL_NR(regs) ((regs)->syscallno)
 #else
 #error "l7rec syscalls.bpf.c: unsupported architecture"
 #endif
@@ -96,13 +97,14 @@ struct {
 
 /* The socket filter's kept flows. User space replaces this map with the socket filter's
  * own (bpf_map__reuse_fd) when only_kept_flows is set; only presence is checked, so the
- * real value type does not matter. */
+ * real value type (struct l7_flow there) does not matter. Same name as in
+ * sockfilter.bpf.c: reuse_fd renames the map, and the skeleton looks maps up by name. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct l7_flow_key);
 	__type(value, __u8);
-} flows SEC(".maps");
+} l7_flows SEC(".maps");
 
 /* A syscall between enter and exit, per thread. */
 struct l7_inflight {
@@ -184,11 +186,6 @@ static __always_inline __u32 op_of(long id)
 	case L7_NR_sendfile: return L7_OP_SENDFILE;
 	default: return 0;
 	}
-}
-
-static __always_inline bool is_io_op(__u32 op)
-{
-	return op >= L7_OP_READ && op <= L7_OP_SENDFILE;
 }
 
 /* Syscall numbers above are the native ABI's; a 32-bit task's numbers mean other calls. */
@@ -351,7 +348,7 @@ static __always_inline bool flow_is_kept(const struct l7_sock_tuple *t)
 		__builtin_memcpy(key.addr_a, t->raddr, 16);
 		__builtin_memcpy(key.addr_b, t->laddr, 16);
 	}
-	return bpf_map_lookup_elem(&flows, &key) != NULL;
+	return bpf_map_lookup_elem(&l7_flows, &key) != NULL;
 }
 
 /* Report a process the first time one of its events is sent, or when it execs. */
@@ -469,8 +466,6 @@ int BPF_PROG(l7_sys_enter, struct pt_regs *regs, long id)
 	 * only need "is a TCP socket" here; close and I/O need the tuple now. */
 	if (resolve_fd(task, tgid, fd, false, L7_ROLE_UNKNOWN, &sv))
 		return 0;
-	if (is_io_op(op) && only_kept_flows && !flow_is_kept(&sv.sock))
-		return 0;
 	in.ts_enter = bpf_ktime_get_ns();
 	in.op = op;
 	in.fd = fd;
@@ -534,6 +529,10 @@ int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
 	default:
 		if (is_retry(ret))
 			return 0;
+		/* Checked at exit, not entry: a flow becomes "kept" when the socket filter sees
+		 * its first HTTP payload, i.e. during the very send/recv that carries it. */
+		if (only_kept_flows && !flow_is_kept(&in.sock))
+			return 0;
 		bytes = 0;
 		if (op == L7_OP_RECVMMSG || op == L7_OP_SENDMMSG) {
 			if (ret > 0)
@@ -561,15 +560,17 @@ int BPF_PROG(l7_proc_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	return 0;
 }
 
-/* Forget exiting threads and processes, so a reused pid is reported afresh. */
+/* Forget exiting threads and processes, so a reused pid is reported afresh. Keyed on the
+ * leader's exit rather than the tracepoint's group_dead argument (only in recent kernels);
+ * a leader that exits before its threads at worst causes one duplicate process event. */
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(l7_proc_exit, struct task_struct *p, bool group_dead)
+int BPF_PROG(l7_proc_exit, struct task_struct *p)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 
 	bpf_map_delete_elem(&inflight, &pid_tgid);
-	if (group_dead)
+	if ((__u32)pid_tgid == tgid)
 		bpf_map_delete_elem(&procs_seen, &tgid);
 	return 0;
 }

@@ -1,4 +1,808 @@
-#![allow(dead_code)]
+//! Syscall metadata: which process moved how many bytes on which TCP socket.
+//!
+//! Loads `bpf/syscalls.bpf.c` (tp_btf `sys_enter`/`sys_exit` with a syscall-number switch,
+//! plus `sched_process_exec`/`sched_process_exit`; no tracefs needed), filters in the
+//! kernel to TCP sockets of tasks in one network namespace, and decodes the ringbuf
+//! records into [`SyscallEvent`]s. Process events are completed from `/proc/PID` as soon
+//! as they arrive, while the process most likely still exists.
+#![allow(dead_code)] // Wired into `record` by the integration step.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::mem::{offset_of, size_of, MaybeUninit};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{
+    MapCore, MapFlags, MapInfo, MapType, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
+};
+
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/syscalls.skel.rs"));
+}
+use skel::{SyscallsSkel, SyscallsSkelBuilder};
+
+/// Default ringbuf size: room for ~140k I/O events between two polls.
+pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
+
+/// What to trace. [`Default`] traces every TCP socket of every task in the calling
+/// thread's network namespace.
+#[derive(Debug, Default)]
+pub struct SyscallConfig {
+    /// Network namespace (inode of `/proc/PID/ns/net`) whose tasks are traced;
+    /// `None` = the calling thread's.
+    pub netns_ino: Option<u32>,
+    /// Trace tasks of every network namespace (ignores `netns_ino`).
+    pub all_netns: bool,
+    /// Only this process (tgid); `None` = all.
+    pub pid: Option<u32>,
+    /// Only threads with this comm (the kernel keeps 15 bytes; longer names are cut to
+    /// match); `None` = all.
+    pub comm: Option<String>,
+    /// Emit I/O events only for flows present in the flow map (see
+    /// [`SyscallConfig::with_flows_map`]). Connect/accept/close are always emitted.
+    pub only_kept_flows: bool,
+    /// Ringbuf size in bytes (power of two, multiple of the page size); 0 = default.
+    pub ringbuf_bytes: u32,
+    /// Flow map shared with the socket filter (LRU hash, `struct l7_flow_key` keys);
+    /// `None` = a private, empty one. See [`SyscallConfig::with_flows_map`].
+    pub flows_map: Option<OwnedFd>,
+}
+
+impl SyscallConfig {
+    /// Use the socket filter's kept-flows map (an LRU hash keyed by `struct l7_flow_key`)
+    /// instead of a private one; required for `only_kept_flows` to see any flow.
+    pub fn with_flows_map(mut self, fd: OwnedFd) -> Self {
+        self.flows_map = Some(fd);
+        self
+    }
+}
+
+/// Which side of a connection the traced process is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The socket was first seen mid-connection.
+    Unknown,
+    /// The process called `connect()`.
+    Client,
+    /// The process got the socket from `accept()`.
+    Server,
+}
+
+/// A read/write-family syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoOp {
+    /// `read(2)`
+    Read,
+    /// `write(2)`
+    Write,
+    /// `readv(2)`
+    Readv,
+    /// `writev(2)`
+    Writev,
+    /// `recvfrom(2)` (also `recv`)
+    Recvfrom,
+    /// `sendto(2)` (also `send`)
+    Sendto,
+    /// `recvmsg(2)`
+    Recvmsg,
+    /// `sendmsg(2)`
+    Sendmsg,
+    /// `recvmmsg(2)`: `ret` counts messages, `bytes` sums them
+    Recvmmsg,
+    /// `sendmmsg(2)`: `ret` counts messages, `bytes` sums them
+    Sendmmsg,
+    /// `sendfile(2)` with the socket as `out_fd`
+    Sendfile,
+}
+
+impl IoOp {
+    /// True if data flows from the socket to the process.
+    pub fn is_receive(self) -> bool {
+        matches!(
+            self,
+            IoOp::Read | IoOp::Readv | IoOp::Recvfrom | IoOp::Recvmsg | IoOp::Recvmmsg
+        )
+    }
+}
+
+/// A TCP socket's endpoints as the traced process sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketTuple {
+    /// Local address and port (IPv4 for AF_INET sockets).
+    pub local: SocketAddr,
+    /// Remote address and port (port 0 before the connection exists).
+    pub remote: SocketAddr,
+    /// Inode of the socket's network namespace.
+    pub netns: u32,
+}
+
+/// What every socket-syscall event carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyscallInfo {
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Thread comm.
+    pub comm: String,
+    /// The socket's fd (for accept: the new connection's fd).
+    pub fd: i32,
+    /// Raw return value: bytes, messages (mmsg), the new fd (accept), or -errno.
+    pub ret: i64,
+    /// Syscall entry, ns since the Unix epoch.
+    pub enter_ns: u64,
+    /// Syscall exit, ns since the Unix epoch.
+    pub exit_ns: u64,
+    /// Which side of the connection the process is on, if known.
+    pub role: Role,
+    /// The socket's endpoints.
+    pub socket: SocketTuple,
+}
+
+/// Why a process event was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessReason {
+    /// The first traced event of this process follows.
+    FirstSeen,
+    /// A process reported before called `execve()`.
+    Exec,
+}
+
+/// One process, reported before its first syscall event and again after an exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Parent's tgid.
+    pub ppid: u32,
+    /// Thread-group leader's comm.
+    pub comm: String,
+    /// `/proc/PID/exe`; `None` if the process was already gone (or is a kernel thread).
+    pub exe: Option<PathBuf>,
+    /// `/proc/PID/cmdline` split at NULs; empty if the process was already gone.
+    pub cmdline: Vec<OsString>,
+    /// Process start, ns since the Unix epoch.
+    pub start_ns: u64,
+    /// Inode of the task's network namespace.
+    pub netns: u32,
+    /// Why this was sent.
+    pub reason: ProcessReason,
+}
+
+/// A decoded event from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyscallEvent {
+    /// Data moved on a socket (`bytes` is 0 on error).
+    Io {
+        /// Which syscall.
+        op: IoOp,
+        /// Bytes moved (mmsg: sum over messages).
+        bytes: u64,
+        /// Who, when, which socket.
+        call: SyscallInfo,
+    },
+    /// `connect()` returned (0, `-EINPROGRESS` or an error); role is always client.
+    Connect {
+        /// Who, when, which socket.
+        call: SyscallInfo,
+    },
+    /// `accept()`/`accept4()` returned a connection; role is always server.
+    Accept {
+        /// True for `accept4()`.
+        accept4: bool,
+        /// Who, when, which socket (`fd` is the new connection).
+        call: SyscallInfo,
+    },
+    /// `close()` of a TCP socket; `socket` is as it was before the close.
+    Close {
+        /// Who, when, which socket.
+        call: SyscallInfo,
+    },
+    /// A process's identity.
+    Process(ProcessInfo),
+}
+
+/// A loaded and attached syscall tracer. Detaches on drop.
+///
+/// Not `Send`: poll it on the thread that started it.
+pub struct SyscallTracer {
+    // Field order is drop order: the ringbuf goes before the maps it reads.
+    ringbuf: RingBuffer<'static>,
+    queue: Rc<RefCell<VecDeque<SyscallEvent>>>,
+    malformed: Rc<Cell<u64>>,
+    skel: SyscallsSkel<'static>,
+    netns_ino: u32,
+}
+
+impl SyscallTracer {
+    /// Loads the BPF programs with `cfg`'s filters and attaches them.
+    pub fn start(cfg: SyscallConfig) -> Result<Self> {
+        preflight()?;
+        let netns_ino = match cfg.netns_ino {
+            Some(ino) => ino,
+            None => current_netns_ino()?,
+        };
+        let clocks = ClockOffsets::measure()?;
+
+        // The skeleton borrows its OpenObject for its whole life; leaking the small
+        // MaybeUninit wrapper (the object itself is freed by the skeleton) gives it
+        // 'static so that tracer, skeleton and ringbuf can live in one struct.
+        let object: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = SyscallsSkelBuilder::default()
+            .open(object)
+            .context("opening the syscall BPF object")?;
+
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| anyhow!("syscall BPF object has no .rodata"))?;
+        rodata.self_tgid = std::process::id();
+        rodata.target_tgid = cfg.pid.unwrap_or(0);
+        rodata.netns_ino = netns_ino;
+        rodata.all_netns = u8::from(cfg.all_netns);
+        rodata.only_kept_flows = u8::from(cfg.only_kept_flows);
+        if let Some(comm) = &cfg.comm {
+            if comm.as_bytes().contains(&0) {
+                bail!("comm filter {comm:?} contains a NUL byte");
+            }
+            // The kernel truncates comm to 15 bytes + NUL; compare the same way.
+            for (dst, src) in rodata.target_comm.iter_mut().zip(comm.bytes().take(15)) {
+                *dst = src as i8;
+            }
+        }
+
+        let ringbuf_bytes = if cfg.ringbuf_bytes == 0 {
+            DEFAULT_RINGBUF_BYTES
+        } else {
+            cfg.ringbuf_bytes
+        };
+        if !ringbuf_bytes.is_power_of_two() || ringbuf_bytes < 4096 {
+            bail!("ringbuf size {ringbuf_bytes} must be a power of two of at least 4096 bytes");
+        }
+        open.maps
+            .events
+            .set_max_entries(ringbuf_bytes)
+            .with_context(|| format!("setting ringbuf size {ringbuf_bytes}"))?;
+        match &cfg.flows_map {
+            Some(fd) => {
+                check_flows_map(fd)?;
+                open.maps
+                    .l7_flows
+                    .reuse_fd(fd.as_fd())
+                    .context("reusing the socket filter's flow map")?;
+            }
+            // Unused unless shared: do not preallocate 64k LRU entries for nothing.
+            None => open.maps.l7_flows.set_max_entries(1)?,
+        }
+
+        let mut skel = load_with_log(open)?;
+        skel.attach().context(
+            "attaching tp_btf/sys_enter, sys_exit, sched_process_exec/exit \
+             (needs a kernel with BTF-enabled tracepoints, 5.5+)",
+        )?;
+
+        let queue = Rc::new(RefCell::new(VecDeque::new()));
+        let malformed = Rc::new(Cell::new(0u64));
+        let mut builder = RingBufferBuilder::new();
+        {
+            let queue = Rc::clone(&queue);
+            let malformed = Rc::clone(&malformed);
+            builder.add(&skel.maps.events, move |data: &[u8]| {
+                match decode(data, &clocks) {
+                    Some(ev) => queue.borrow_mut().push_back(ev),
+                    None => malformed.set(malformed.get() + 1),
+                }
+                0
+            })?;
+        }
+        let ringbuf = builder.build().context("creating the ringbuf reader")?;
+
+        Ok(Self {
+            ringbuf,
+            queue,
+            malformed,
+            skel,
+            netns_ino,
+        })
+    }
+
+    /// Waits up to `timeout` for events and hands each one to `f`; returns how many.
+    pub fn poll(&mut self, timeout: Duration, f: &mut impl FnMut(SyscallEvent)) -> Result<usize> {
+        if let Err(e) = self.ringbuf.poll(timeout) {
+            if e.kind() != libbpf_rs::ErrorKind::Interrupted {
+                return Err(e).context("polling the syscall ringbuf");
+            }
+        }
+        let mut n = 0;
+        // Pop one at a time: `f` must not run while the queue is borrowed.
+        loop {
+            let next = self.queue.borrow_mut().pop_front();
+            let Some(ev) = next else { break };
+            f(ev);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Events lost because the ringbuf was full (summed over CPUs).
+    pub fn drops(&self) -> u64 {
+        let key = 0u32.to_ne_bytes();
+        match self.skel.maps.drops.lookup_percpu(&key, MapFlags::ANY) {
+            Ok(Some(per_cpu)) => per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes))
+                .sum(),
+            _ => 0,
+        }
+    }
+
+    /// Ringbuf records that could not be decoded (kernel/user ABI mismatch); should be 0.
+    pub fn malformed(&self) -> u64 {
+        self.malformed.get()
+    }
+
+    /// The network namespace inode the tracer filters on.
+    pub fn netns_ino(&self) -> u32 {
+        self.netns_ino
+    }
+}
+
+/// Name the shared flow map must have: `bpf_map__reuse_fd` renames our map after it,
+/// and the generated skeleton finds maps by name (it panics on an unknown one).
+const FLOWS_MAP_NAME: &str = "l7_flows";
+/// `sizeof(struct l7_flow_key)`.
+const FLOW_KEY_SIZE: u32 = 40;
+
+/// Refuses a flow map the programs cannot use, before libbpf adopts it.
+fn check_flows_map(fd: &OwnedFd) -> Result<()> {
+    let info = MapInfo::new(fd.as_fd()).context("querying the shared flow map")?;
+    let name = info.name().unwrap_or("?");
+    if name != FLOWS_MAP_NAME
+        || info.map_type() != MapType::LruHash
+        || info.info.key_size != FLOW_KEY_SIZE
+    {
+        bail!(
+            "shared flow map must be an LRU hash named {FLOWS_MAP_NAME:?} with \
+             {FLOW_KEY_SIZE}-byte keys (struct l7_flow_key); got {:?} named {name:?} \
+             with {}-byte keys",
+            info.map_type(),
+            info.info.key_size
+        );
+    }
+    Ok(())
+}
+
+/// Clear errors for the usual reasons BPF cannot work here.
+fn preflight() -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("syscall tracing needs root (BPF is privileged on this system); run with sudo");
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        bail!(
+            "kernel has no BTF (/sys/kernel/btf/vmlinux missing): \
+             needs CONFIG_DEBUG_INFO_BTF=y; use --no-syscalls to record packets only"
+        );
+    }
+    Ok(())
+}
+
+/// Inode of the calling thread's network namespace.
+fn current_netns_ino() -> Result<u32> {
+    // thread-self, not self: a thread may have setns()'d away from the process.
+    let md = std::fs::metadata("/proc/thread-self/ns/net")
+        .context("reading /proc/thread-self/ns/net (is /proc mounted?)")?;
+    u32::try_from(md.ino()).context("netns inode does not fit 32 bits")
+}
+
+/// libbpf's messages during load, for the verifier log on failure.
+static LOAD_LOG: Mutex<String> = Mutex::new(String::new());
+
+fn capture_libbpf_log(_level: PrintLevel, msg: String) {
+    if let Ok(mut log) = LOAD_LOG.lock() {
+        // Bounded: the verifier can print megabytes; keep the tail.
+        if log.len() > 1 << 20 {
+            let cut = log.len() - (1 << 19);
+            let cut = (cut..log.len())
+                .find(|&i| log.is_char_boundary(i))
+                .unwrap_or(log.len());
+            log.drain(..cut);
+        }
+        log.push_str(&msg);
+    }
+}
+
+fn load_with_log(open: skel::OpenSyscallsSkel<'static>) -> Result<SyscallsSkel<'static>> {
+    if let Ok(mut log) = LOAD_LOG.lock() {
+        log.clear();
+    }
+    let prev = libbpf_rs::set_print(Some((PrintLevel::Warn, capture_libbpf_log)));
+    let res = open.load();
+    libbpf_rs::set_print(prev);
+    res.map_err(|e| {
+        let log = LOAD_LOG.lock().map(|l| l.clone()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+        anyhow!(
+            "loading syscall BPF programs failed: {e}\n\
+             (kernel rejected the programs; tail of the libbpf/verifier log follows)\n{tail}"
+        )
+    })
+}
+
+/// Offsets that turn kernel clocks into ns since the Unix epoch.
+#[derive(Debug, Clone, Copy)]
+struct ClockOffsets {
+    /// CLOCK_REALTIME - CLOCK_MONOTONIC (bpf_ktime_get_ns).
+    mono: i128,
+    /// CLOCK_REALTIME - CLOCK_BOOTTIME (task->start_boottime).
+    boot: i128,
+}
+
+impl ClockOffsets {
+    fn measure() -> Result<Self> {
+        Ok(Self {
+            mono: realtime_minus(libc::CLOCK_MONOTONIC)?,
+            boot: realtime_minus(libc::CLOCK_BOOTTIME)?,
+        })
+    }
+
+    fn mono_to_epoch(&self, ns: u64) -> u64 {
+        to_u64(i128::from(ns) + self.mono)
+    }
+
+    fn boot_to_epoch(&self, ns: u64) -> u64 {
+        to_u64(i128::from(ns) + self.boot)
+    }
+}
+
+fn to_u64(v: i128) -> u64 {
+    u64::try_from(v.max(0)).unwrap_or(u64::MAX)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> Result<i128> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("clock_gettime");
+    }
+    Ok(i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))
+}
+
+/// REALTIME - `clock`, from the tightest of a few bracketed samples.
+fn realtime_minus(clock: libc::clockid_t) -> Result<i128> {
+    let mut best: Option<(i128, i128)> = None; // (bracket width, offset)
+    for _ in 0..5 {
+        let a = clock_ns(clock)?;
+        let real = clock_ns(libc::CLOCK_REALTIME)?;
+        let b = clock_ns(clock)?;
+        let sample = (b - a, real - (a + b) / 2);
+        if best.is_none_or(|(w, _)| sample.0 < w) {
+            best = Some(sample);
+        }
+    }
+    best.map(|(_, off)| off)
+        .ok_or_else(|| anyhow!("no clock sample"))
+}
+
+// ---- ringbuf record layouts: exact mirrors of bpf/l7rec.h ("syscall path") ----
+
+const L7_EV_IO: u32 = 1;
+const L7_EV_CONN: u32 = 2;
+const L7_EV_PROC: u32 = 3;
+
+const L7_OP_CONNECT: u32 = 1;
+const L7_OP_ACCEPT: u32 = 2;
+const L7_OP_ACCEPT4: u32 = 3;
+const L7_OP_CLOSE: u32 = 4;
+
+const L7_ROLE_CLIENT: u32 = 1;
+const L7_ROLE_SERVER: u32 = 2;
+
+const L7_PROC_FIRST_SEEN: u32 = 1;
+const L7_PROC_EXEC: u32 = 2;
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+/// `struct l7_sock_tuple`
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawSockTuple {
+    laddr: [u8; 16],
+    raddr: [u8; 16],
+    lport: u16,
+    rport: u16,
+    family: u16,
+    pad0: u16,
+    netns: u32,
+    pad1: u32,
+}
+
+/// `struct l7_sys_event`
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawSysEvent {
+    kind: u32,
+    op: u32,
+    ts_enter: u64,
+    ts_exit: u64,
+    ret: i64,
+    bytes: u64,
+    tgid: u32,
+    tid: u32,
+    fd: i32,
+    role: u32,
+    comm: [u8; 16],
+    sock: RawSockTuple,
+}
+
+/// `struct l7_proc_event`
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawProcEvent {
+    kind: u32,
+    reason: u32,
+    tgid: u32,
+    ppid: u32,
+    ts: u64,
+    start_boottime: u64,
+    comm: [u8; 16],
+    netns: u32,
+    pad0: u32,
+}
+
+// The C side documents these sizes; any drift breaks decoding, so fail the build.
+const _: () = {
+    assert!(size_of::<RawSockTuple>() == 48);
+    assert!(offset_of!(RawSockTuple, lport) == 32);
+    assert!(offset_of!(RawSockTuple, netns) == 40);
+    assert!(size_of::<RawSysEvent>() == 120);
+    assert!(offset_of!(RawSysEvent, ts_enter) == 8);
+    assert!(offset_of!(RawSysEvent, tgid) == 40);
+    assert!(offset_of!(RawSysEvent, comm) == 56);
+    assert!(offset_of!(RawSysEvent, sock) == 72);
+    assert!(size_of::<RawProcEvent>() == 56);
+    assert!(offset_of!(RawProcEvent, start_boottime) == 24);
+    assert!(offset_of!(RawProcEvent, comm) == 32);
+    assert!(offset_of!(RawProcEvent, netns) == 48);
+};
+
+/// Plain-old-data record types: every bit pattern is a valid value.
+///
+/// # Safety
+/// Implementors must be `#[repr(C)]` and contain only integers and integer arrays.
+unsafe trait Pod: Copy {}
+// SAFETY: repr(C), integer fields only.
+unsafe impl Pod for RawSysEvent {}
+// SAFETY: repr(C), integer fields only.
+unsafe impl Pod for RawProcEvent {}
+
+fn read_record<T: Pod>(data: &[u8]) -> Option<T> {
+    if data.len() < size_of::<T>() {
+        return None;
+    }
+    // SAFETY: length checked above; T is Pod (any bytes are a valid T); read_unaligned
+    // copes with the ringbuf's 8-byte (not necessarily T's) alignment.
+    Some(unsafe { std::ptr::read_unaligned(data.as_ptr().cast::<T>()) })
+}
+
+fn decode(data: &[u8], clocks: &ClockOffsets) -> Option<SyscallEvent> {
+    let kind = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
+    match kind {
+        L7_EV_IO | L7_EV_CONN => decode_sys(read_record::<RawSysEvent>(data)?, clocks),
+        L7_EV_PROC => decode_proc(read_record::<RawProcEvent>(data)?, clocks),
+        _ => None,
+    }
+}
+
+fn decode_sys(raw: RawSysEvent, clocks: &ClockOffsets) -> Option<SyscallEvent> {
+    let role = match raw.role {
+        L7_ROLE_CLIENT => Role::Client,
+        L7_ROLE_SERVER => Role::Server,
+        _ => Role::Unknown,
+    };
+    let call = SyscallInfo {
+        pid: raw.tgid,
+        tid: raw.tid,
+        comm: c_string(&raw.comm),
+        fd: raw.fd,
+        ret: raw.ret,
+        enter_ns: clocks.mono_to_epoch(raw.ts_enter),
+        exit_ns: clocks.mono_to_epoch(raw.ts_exit),
+        role,
+        socket: decode_tuple(&raw.sock)?,
+    };
+    let op = match raw.op {
+        L7_OP_CONNECT => return Some(SyscallEvent::Connect { call }),
+        L7_OP_ACCEPT | L7_OP_ACCEPT4 => {
+            return Some(SyscallEvent::Accept {
+                accept4: raw.op == L7_OP_ACCEPT4,
+                call,
+            })
+        }
+        L7_OP_CLOSE => return Some(SyscallEvent::Close { call }),
+        5 => IoOp::Read,
+        6 => IoOp::Write,
+        7 => IoOp::Readv,
+        8 => IoOp::Writev,
+        9 => IoOp::Recvfrom,
+        10 => IoOp::Sendto,
+        11 => IoOp::Recvmsg,
+        12 => IoOp::Sendmsg,
+        13 => IoOp::Recvmmsg,
+        14 => IoOp::Sendmmsg,
+        15 => IoOp::Sendfile,
+        _ => return None,
+    };
+    Some(SyscallEvent::Io {
+        op,
+        bytes: raw.bytes,
+        call,
+    })
+}
+
+fn decode_tuple(raw: &RawSockTuple) -> Option<SocketTuple> {
+    let addr = |bytes: [u8; 16]| -> IpAddr {
+        let v6 = Ipv6Addr::from(bytes);
+        if raw.family == AF_INET {
+            // Stored IPv4-mapped; an AF_INET socket only has IPv4 addresses.
+            IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED))
+        } else {
+            IpAddr::V6(v6)
+        }
+    };
+    if raw.family != AF_INET && raw.family != AF_INET6 {
+        return None;
+    }
+    Some(SocketTuple {
+        local: SocketAddr::new(addr(raw.laddr), raw.lport),
+        remote: SocketAddr::new(addr(raw.raddr), raw.rport),
+        netns: raw.netns,
+    })
+}
+
+fn decode_proc(raw: RawProcEvent, clocks: &ClockOffsets) -> Option<SyscallEvent> {
+    let reason = match raw.reason {
+        L7_PROC_FIRST_SEEN => ProcessReason::FirstSeen,
+        L7_PROC_EXEC => ProcessReason::Exec,
+        _ => return None,
+    };
+    let proc_dir = PathBuf::from(format!("/proc/{}", raw.tgid));
+    Some(SyscallEvent::Process(ProcessInfo {
+        pid: raw.tgid,
+        ppid: raw.ppid,
+        comm: c_string(&raw.comm),
+        exe: std::fs::read_link(proc_dir.join("exe")).ok(),
+        cmdline: read_cmdline(&proc_dir.join("cmdline")),
+        start_ns: clocks.boot_to_epoch(raw.start_boottime),
+        netns: raw.netns,
+        reason,
+    }))
+}
+
+fn read_cmdline(path: &Path) -> Vec<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let body = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+    if body.is_empty() {
+        return Vec::new();
+    }
+    body.split(|&b| b == 0)
+        .map(|arg| std::ffi::OsStr::from_bytes(arg).to_os_string())
+        .collect()
+}
+
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clocks() -> ClockOffsets {
+        ClockOffsets {
+            mono: 1_000,
+            boot: 2_000,
+        }
+    }
+
+    fn sys_bytes(kind: u32, op: u32, family: u16) -> Vec<u8> {
+        let mut raw = RawSysEvent {
+            kind,
+            op,
+            ts_enter: 10,
+            ts_exit: 20,
+            ret: 77,
+            bytes: 77,
+            tgid: 42,
+            tid: 43,
+            fd: 5,
+            role: L7_ROLE_CLIENT,
+            comm: [0; 16],
+            sock: RawSockTuple {
+                laddr: [0; 16],
+                raddr: [0; 16],
+                lport: 40000,
+                rport: 8000,
+                family,
+                pad0: 0,
+                netns: 4026531840,
+                pad1: 0,
+            },
+        };
+        raw.comm[..4].copy_from_slice(b"curl");
+        raw.sock.laddr[10..].copy_from_slice(&[0xff, 0xff, 127, 0, 0, 1]);
+        raw.sock.raddr[10..].copy_from_slice(&[0xff, 0xff, 127, 0, 0, 2]);
+        let mut out = vec![0u8; size_of::<RawSysEvent>()];
+        // SAFETY: out has exactly size_of::<RawSysEvent>() bytes.
+        unsafe { std::ptr::write_unaligned(out.as_mut_ptr().cast::<RawSysEvent>(), raw) };
+        out
+    }
+
+    #[test]
+    fn decodes_io_event_with_ipv4_tuple() {
+        let ev = decode(&sys_bytes(L7_EV_IO, 9, AF_INET), &clocks());
+        let Some(SyscallEvent::Io { op, bytes, call }) = ev else {
+            panic!("not an Io event: {ev:?}");
+        };
+        assert_eq!(op, IoOp::Recvfrom);
+        assert_eq!(bytes, 77);
+        assert_eq!(call.comm, "curl");
+        assert_eq!((call.enter_ns, call.exit_ns), (1_010, 1_020));
+        assert_eq!(call.socket.local, "127.0.0.1:40000".parse().unwrap());
+        assert_eq!(call.socket.remote, "127.0.0.2:8000".parse().unwrap());
+        assert_eq!(call.role, Role::Client);
+    }
+
+    #[test]
+    fn decodes_conn_events() {
+        let ev = decode(&sys_bytes(L7_EV_CONN, L7_OP_ACCEPT4, AF_INET6), &clocks());
+        let Some(SyscallEvent::Accept { accept4, call }) = ev else {
+            panic!("not an Accept event: {ev:?}");
+        };
+        assert!(accept4);
+        assert_eq!(
+            call.socket.local.ip(),
+            "::ffff:127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn rejects_short_or_unknown_records() {
+        let full = sys_bytes(L7_EV_IO, 5, AF_INET);
+        assert!(decode(&full[..full.len() - 1], &clocks()).is_none());
+        assert!(decode(&full[..2], &clocks()).is_none());
+        assert!(decode(&[], &clocks()).is_none());
+        assert!(decode(&sys_bytes(99, 5, AF_INET), &clocks()).is_none());
+        assert!(decode(&sys_bytes(L7_EV_IO, 99, AF_INET), &clocks()).is_none());
+        assert!(decode(&sys_bytes(L7_EV_IO, 5, 1), &clocks()).is_none());
+    }
+
+    #[test]
+    fn cmdline_splits_at_nul() {
+        let dir = std::env::temp_dir().join(format!("l7rec-cmdline-{}", std::process::id()));
+        std::fs::write(&dir, b"curl\0-s\0\0http://x/\0").unwrap();
+        let args = read_cmdline(&dir);
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(args, ["curl", "-s", "", "http://x/"]);
+    }
 }
