@@ -64,7 +64,12 @@ pub struct RecordArgs {
     #[arg(long, value_name = "NAME")]
     pub comm: Option<String>,
     /// Bytes kept per packet.
-    #[arg(short = 's', long = "snaplen", default_value_t = 262_144, value_name = "BYTES")]
+    #[arg(
+        short = 's',
+        long = "snaplen",
+        default_value_t = 262_144,
+        value_name = "BYTES"
+    )]
     pub snaplen: u32,
     /// Stop after this long (e.g. 30s, 5m, 1h).
     #[arg(long, value_parser = parse_duration, value_name = "D")]
@@ -121,7 +126,9 @@ pub struct AnalyzeArgs {
 /// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()
@@ -131,7 +138,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?} (use ms, s, m or h)"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {s:?}"));

@@ -205,31 +205,23 @@ const READ_CHUNK: usize = 256 * 1024;
 impl CaptureReader {
     /// Opens a capture file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
-        let file = File::open(path.as_ref()).map_err(|source| ReadError::Io {
-            offset: 0,
-            source,
-        })?;
+        let file =
+            File::open(path.as_ref()).map_err(|source| ReadError::Io { offset: 0, source })?;
         Self::new(file)
     }
 
     /// Reads a capture from any byte stream.
     pub fn new(mut input: impl Read + Send + 'static) -> Result<Self, ReadError> {
         let mut magic = [0u8; 4];
-        let got = read_up_to(&mut input, &mut magic).map_err(|source| ReadError::Io {
-            offset: 0,
-            source,
-        })?;
+        let got = read_up_to(&mut input, &mut magic)
+            .map_err(|source| ReadError::Io { offset: 0, source })?;
         let prefix = io::Cursor::new(magic[..got].to_vec()).chain(input);
         let (compression, src): (_, Box<dyn Read + Send>) = match &magic[..got] {
             [0x28, 0xb5, 0x2f, 0xfd] => (
                 InputCompression::Zstd,
                 Box::new(
-                    zstd::stream::read::Decoder::new(prefix).map_err(|source| {
-                        ReadError::Io {
-                            offset: 0,
-                            source,
-                        }
-                    })?,
+                    zstd::stream::read::Decoder::new(prefix)
+                        .map_err(|source| ReadError::Io { offset: 0, source })?,
                 ),
             ),
             [0x1f, 0x8b, ..] => (
@@ -345,7 +337,9 @@ impl CaptureReader {
 
     fn source_failure(&mut self) -> Option<ReadError> {
         let offset = self.offset + self.available() as u64;
-        self.src_error.take().map(|source| ReadError::Io { offset, source })
+        self.src_error
+            .take()
+            .map(|source| ReadError::Io { offset, source })
     }
 
     /// Error for "needed `n` bytes for `what`, input ended".
@@ -535,7 +529,11 @@ impl CaptureReader {
         let e = self.endian;
         let b = &self.buf[start..start + len];
         if b.len() < 8 {
-            return Err(Self::corrupt_at("interface description", offset, "too short"));
+            return Err(Self::corrupt_at(
+                "interface description",
+                offset,
+                "too short",
+            ));
         }
         let mut info = Interface {
             name: String::new(),

@@ -6,7 +6,9 @@ use std::process::Command;
 use l7rec_capture::*;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/reader").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/reader")
+        .join(name)
 }
 
 /// (epoch seconds with 9 decimals, captured length, wire length) per packet, by tshark.
@@ -15,16 +17,31 @@ fn tshark_view(path: &PathBuf) -> Vec<(String, usize, u32)> {
         .arg("-r")
         .arg(path)
         .args(["-T", "fields", "-E", "separator=|"])
-        .args(["-e", "frame.time_epoch", "-e", "frame.cap_len", "-e", "frame.len"])
+        .args([
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "frame.cap_len",
+            "-e",
+            "frame.len",
+        ])
         .output()
         .expect("tshark is required for this test (apt-get install tshark)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| {
             let c: Vec<&str> = l.split('|').collect();
-            (c[0].to_owned(), c[1].parse().unwrap(), c[2].parse().unwrap())
+            (
+                c[0].to_owned(),
+                c[1].parse().unwrap(),
+                c[2].parse().unwrap(),
+            )
         })
         .collect()
 }

@@ -47,7 +47,10 @@ fn zstd_flushed_but_unfinished_reads_everything_flushed() {
     assert_eq!(back.packets.len(), packets().len());
     assert_eq!(back.stats.len(), 1);
     // The stream just stops: reported, not hidden.
-    assert!(back.error.is_some(), "an unfinished zstd frame must be reported");
+    assert!(
+        back.error.is_some(),
+        "an unfinished zstd frame must be reported"
+    );
 }
 
 #[test]
@@ -69,7 +72,11 @@ fn truncation_at_every_offset_reads_the_prefix_and_reports() {
         // Monotone: a longer prefix never yields fewer packets.
         assert!(back.packets.len() >= last_packets, "cut {cut}");
         last_packets = back.packets.len();
-        assert_eq!(back.packets[..], full.packets[..back.packets.len()], "cut {cut}");
+        assert_eq!(
+            back.packets[..],
+            full.packets[..back.packets.len()],
+            "cut {cut}"
+        );
         let at_boundary = back.error.is_none();
         if at_boundary {
             continue;
@@ -89,8 +96,15 @@ fn zstd_truncation_reads_the_prefix_and_reports() {
     let full = read_all(bytes.clone());
     for cut in (5..bytes.len()).step_by(7) {
         let back = read_all(bytes[..cut].to_vec());
-        assert_eq!(back.packets[..], full.packets[..back.packets.len()], "cut {cut}");
-        assert!(back.error.is_some(), "cut {cut} of a zstd stream must be reported");
+        assert_eq!(
+            back.packets[..],
+            full.packets[..back.packets.len()],
+            "cut {cut}"
+        );
+        assert!(
+            back.error.is_some(),
+            "cut {cut} of a zstd stream must be reported"
+        );
     }
 }
 

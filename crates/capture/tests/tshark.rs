@@ -14,7 +14,9 @@ fn tshark_rows(bytes: &[u8], fields: &[&str]) -> Vec<String> {
     let path = dir.path().join("cap.pcapng");
     std::fs::write(&path, bytes).unwrap();
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(&path).args(["-T", "fields", "-E", "separator=|"]);
+    cmd.arg("-r")
+        .arg(&path)
+        .args(["-T", "fields", "-E", "separator=|"]);
     for f in fields {
         cmd.args(["-e", f]);
     }
@@ -50,7 +52,9 @@ fn check(bytes: &[u8]) {
     let (custom, pkts): (Vec<_>, Vec<_>) = rows.iter().partition(|r| !r.starts_with('|'));
     let want_custom = (0..packets().len()).filter(|i| i % 7 == 0).count();
     assert_eq!(custom.len(), want_custom, "custom blocks: {custom:?}");
-    assert!(custom.iter().all(|r| r.starts_with(&format!("{L7REC_PEN}|"))));
+    assert!(custom
+        .iter()
+        .all(|r| r.starts_with(&format!("{L7REC_PEN}|"))));
     let want = packets();
     assert_eq!(pkts.len(), want.len());
     let names = interfaces();
@@ -91,7 +95,11 @@ fn tshark_finds_the_request_lines() {
         &write_sample(Compression::Zstd { level: 3 }, true),
         &["http.request.uri"],
     );
-    let uris: Vec<&str> = rows.iter().map(String::as_str).filter(|r| !r.is_empty()).collect();
+    let uris: Vec<&str> = rows
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.is_empty())
+        .collect();
     let want: Vec<String> = (0..20).map(|i| format!("/item/{i}")).collect();
     assert_eq!(uris, want);
 }

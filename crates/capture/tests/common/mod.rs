@@ -22,7 +22,20 @@ pub fn tcp_frame(sport: u16, dport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; 12];
     f.extend_from_slice(&[0x08, 0x00]);
     let total = (20 + 20 + payload.len()) as u16;
-    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        6,
+        0,
+        0,
+    ]);
     f.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1]);
     f.extend_from_slice(&sport.to_be_bytes());
     f.extend_from_slice(&dport.to_be_bytes());
@@ -43,7 +56,11 @@ pub fn packets() -> Vec<SamplePacket> {
                 ts_ns: 1_764_000_000_000_000_000 + u64::from(i) * 1_000_123_457,
                 data: tcp_frame(40000 + i as u16, 80, i * 1000, payload.as_bytes()),
                 orig_len: 0,
-                direction: if i % 3 == 0 { Direction::Inbound } else { Direction::Outbound },
+                direction: if i % 3 == 0 {
+                    Direction::Inbound
+                } else {
+                    Direction::Outbound
+                },
                 process: (i % 2 == 0).then_some((1000 + i, 2000 + i)),
                 comment: (i % 4 == 0).then(|| format!("pid={} comm=curl", 1000 + i)),
             }
@@ -182,7 +199,15 @@ pub fn write_sample(compression: Compression, finish: bool) -> Vec<u8> {
 /// What a reader produced: packets as owned copies, records, stats, and the error.
 #[derive(Default, Debug)]
 pub struct ReadBack {
-    pub packets: Vec<(u32, u64, Vec<u8>, u32, Direction, Option<(u32, u32)>, Option<String>)>,
+    pub packets: Vec<(
+        u32,
+        u64,
+        Vec<u8>,
+        u32,
+        Direction,
+        Option<(u32, u32)>,
+        Option<String>,
+    )>,
     pub records: Vec<Record>,
     pub stats: Vec<InterfaceStats>,
     pub error: Option<String>,
