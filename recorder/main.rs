@@ -1,6 +1,7 @@
 //! `l7rec`: record HTTP traffic with eBPF into pcapng, analyze captures offline.
 
 mod afpacket;
+mod analyze;
 mod bpf;
 mod cli;
 mod syscalls;
@@ -11,7 +12,7 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Record(args) => record(args),
-        cli::Command::Analyze(args) => analyze(args),
+        cli::Command::Analyze(args) => analyze::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -24,8 +25,4 @@ fn main() -> std::process::ExitCode {
 
 fn record(_args: cli::RecordArgs) -> anyhow::Result<()> {
     anyhow::bail!("`l7rec record` is not implemented yet in this build")
-}
-
-fn analyze(_args: cli::AnalyzeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`l7rec analyze` is not implemented yet in this build")
 }

@@ -1,1 +1,128 @@
-//! placeholder
+//! # l7rec-analyzer
+//!
+//! Offline HTTP/1.x transaction analysis of captures: l7rec's own files and any
+//! pcap/pcapng from tcpdump, tshark or Wireshark (link types Ethernet, Linux cooked
+//! SLL and SLL2, raw IP, BSD loopback/null). No BPF and no privileges.
+//!
+//! Pipeline: [`l7rec_capture::CaptureReader`] → frame decoding down to TCP
+//! (`decode`) → connections sharded over a rayon pool (`pipeline`) → per-direction
+//! reassembly ([`l7rec_reassembly`]) → HTTP parsing ([`l7rec_http`]) → process
+//! attribution from l7rec's connection records (`attribution`) → reports ([`report`]).
+
+mod attribution;
+mod decode;
+mod flows;
+mod pipeline;
+pub mod report;
+mod transaction;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub use flows::FlowTotals;
+pub use pipeline::{ReadTotals, SkipCounts};
+pub use transaction::{Flag, ProcessRef, Transaction};
+
+/// Why an analysis could not run.
+#[derive(Debug, Error)]
+pub enum AnalyzeError {
+    /// The file could not be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a readable capture.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: l7rec_capture::ReadError,
+    },
+    /// The worker pool could not start.
+    #[error("cannot start {threads} worker threads: {reason}")]
+    Threads {
+        /// Requested threads.
+        threads: usize,
+        /// The cause.
+        reason: String,
+    },
+}
+
+/// Options of an analysis.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Worker threads; `None` = one per core.
+    pub threads: Option<usize>,
+}
+
+/// Counters over all analyzed files.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// Reading counters (summed over files; the last recorder statistics kept).
+    pub read: ReadTotals,
+    /// Connection counters.
+    pub flows: FlowTotals,
+}
+
+/// Everything an analysis found.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    /// Transactions of all files, each file's sorted by start time.
+    pub transactions: Vec<Transaction>,
+    /// Counters.
+    pub totals: Totals,
+    /// Files whose reading stopped early, with why (what preceded was analyzed).
+    pub read_errors: Vec<(PathBuf, String)>,
+}
+
+/// Analyzes `files` in order. `on_progress(file_index, bytes_read)` reports progress.
+pub fn analyze(
+    files: &[impl AsRef<Path>],
+    opts: &Options,
+    on_progress: &(dyn Fn(usize, u64) + Sync),
+) -> Result<Analysis, AnalyzeError> {
+    let threads = opts.threads.unwrap_or(0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("l7rec-analyze-{i}"))
+        .build()
+        .map_err(|e| AnalyzeError::Threads {
+            threads,
+            reason: e.to_string(),
+        })?;
+    let mut all = Analysis::default();
+    for (i, path) in files.iter().enumerate() {
+        let path = path.as_ref();
+        let fa = pipeline::analyze_file(path, &pool, &|bytes| on_progress(i, bytes))?;
+        all.transactions
+            .extend(fa.transactions.into_iter().map(|mut t| {
+                // Flow ids stay unique across files.
+                t.flow_id += (i as u64) << 40;
+                t
+            }));
+        let r = &mut all.totals.read;
+        r.packets += fa.read.packets;
+        r.bytes += fa.read.bytes;
+        r.isb_os_drops += fa.read.isb_os_drops;
+        r.bad_records += fa.read.bad_records;
+        let (s, o) = (&mut r.skipped, &fa.read.skipped);
+        s.link_type += o.link_type;
+        s.not_ip += o.not_ip;
+        s.not_tcp += o.not_tcp;
+        s.fragments += o.fragments;
+        s.malformed += o.malformed;
+        if fa.read.recorder_stats.is_some() {
+            r.recorder_stats = fa.read.recorder_stats;
+        }
+        all.totals.flows.add(&fa.flows);
+        if let Some(e) = fa.read_error {
+            all.read_errors.push((path.to_owned(), e));
+        }
+    }
+    Ok(all)
+}

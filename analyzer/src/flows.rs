@@ -1,0 +1,324 @@
+//! TCP connections of one shard: reassembly of both directions fed into HTTP parsing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use l7rec_http::{self as http, Side};
+use l7rec_reassembly::{self as tcp, Reassembler};
+
+use crate::transaction::{Flag, Transaction};
+
+/// A segment handed to a shard: addresses, TCP header bits and where its payload is.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentMeta {
+    /// Capture timestamp.
+    pub ts_ns: u64,
+    /// Sender.
+    pub src: SocketAddr,
+    /// Receiver.
+    pub dst: SocketAddr,
+    /// TCP sequence number.
+    pub seq: u32,
+    /// SYN flag.
+    pub syn: bool,
+    /// ACK flag.
+    pub ack: bool,
+    /// FIN flag.
+    pub fin: bool,
+    /// RST flag.
+    pub rst: bool,
+    /// Payload bytes the snap length cut off.
+    pub truncated: u32,
+    /// Payload range in the batch's data buffer.
+    pub payload: (u32, u32),
+}
+
+/// Direction-independent connection key (lower endpoint first).
+type FlowKey = (SocketAddr, SocketAddr);
+
+fn key_of(a: SocketAddr, b: SocketAddr) -> FlowKey {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// Per-shard counters, summed over shards for the report.
+#[derive(Debug, Clone, Default)]
+pub struct FlowTotals {
+    /// TCP connections seen.
+    pub flows: u64,
+    /// Connections that carried HTTP.
+    pub http_flows: u64,
+    /// TCP segments processed.
+    pub segments: u64,
+    /// Holes in streams (bytes never captured).
+    pub gaps: u64,
+    /// Bytes missing in those holes.
+    pub gap_bytes: u64,
+    /// Retransmitted segments.
+    pub retransmissions: u64,
+    /// Overlapping segments whose bytes disagreed.
+    pub inconsistent_overlaps: u64,
+    /// Times a direction's out-of-order buffer cap was exceeded.
+    pub buffer_overflows: u64,
+    /// Payload bytes the capture's snap length cut off.
+    pub snaplen_cut_bytes: u64,
+}
+
+impl FlowTotals {
+    /// Adds another shard's counters.
+    pub fn add(&mut self, o: &FlowTotals) {
+        self.flows += o.flows;
+        self.http_flows += o.http_flows;
+        self.segments += o.segments;
+        self.gaps += o.gaps;
+        self.gap_bytes += o.gap_bytes;
+        self.retransmissions += o.retransmissions;
+        self.inconsistent_overlaps += o.inconsistent_overlaps;
+        self.buffer_overflows += o.buffer_overflows;
+        self.snaplen_cut_bytes += o.snaplen_cut_bytes;
+    }
+}
+
+struct Flow {
+    id: u64,
+    /// Endpoint 0 is the sender of the first segment seen.
+    ends: [SocketAddr; 2],
+    dirs: [Reassembler; 2],
+    /// Which endpoint is the HTTP client, once known.
+    client: Option<usize>,
+    /// Client decided by the SYN; data seen before a role was known.
+    syn_client: Option<usize>,
+    http: http::Connection,
+    closed: [bool; 2],
+    /// Bytes of payload cut by the snap length, per direction (reported as gaps).
+    truncated: [u64; 2],
+}
+
+impl Flow {
+    fn new(id: u64, src: SocketAddr, dst: SocketAddr, syn: bool, cfg: &tcp::Config) -> Self {
+        Flow {
+            id,
+            ends: [src, dst],
+            dirs: [Reassembler::new(cfg.clone()), Reassembler::new(cfg.clone())],
+            client: None,
+            syn_client: None,
+            // Without a handshake the first bytes may be the middle of a message.
+            http: if syn {
+                http::Connection::new()
+            } else {
+                http::Connection::midstream()
+            },
+            closed: [false; 2],
+            truncated: [0; 2],
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.closed[0] && self.closed[1]
+    }
+}
+
+/// The connections of one shard.
+pub struct FlowTable {
+    flows: HashMap<FlowKey, Flow>,
+    cfg: tcp::Config,
+    next_id: u64,
+    /// Identifies this shard in flow ids (id = shard + n × shard count).
+    stride: u64,
+    done: Vec<Transaction>,
+    totals: FlowTotals,
+}
+
+impl FlowTable {
+    /// An empty table for shard `shard` of `shards`.
+    pub fn new(shard: usize, shards: usize) -> Self {
+        FlowTable {
+            flows: HashMap::new(),
+            cfg: tcp::Config::default(),
+            next_id: shard as u64,
+            stride: shards as u64,
+            done: Vec::new(),
+            totals: FlowTotals::default(),
+        }
+    }
+
+    /// Processes one segment whose payload is `payload`.
+    pub fn segment(&mut self, m: &SegmentMeta, payload: &[u8]) {
+        self.totals.segments += 1;
+        let key = key_of(m.src, m.dst);
+        // A new SYN on a finished connection's 4-tuple is a new connection.
+        let reuse = m.syn
+            && !m.ack
+            && self
+                .flows
+                .get(&key)
+                .is_some_and(|f| f.finished() || f.dirs[0].is_closed() || f.dirs[1].is_closed());
+        if reuse {
+            if let Some(old) = self.flows.remove(&key) {
+                self.close_flow(old);
+            }
+        }
+        let flow = match self.flows.get_mut(&key) {
+            Some(f) => f,
+            None => {
+                let id = self.next_id;
+                self.next_id += self.stride;
+                self.totals.flows += 1;
+                self.flows
+                    .entry(key)
+                    .or_insert_with(|| Flow::new(id, m.src, m.dst, m.syn, &self.cfg))
+            }
+        };
+        let dir = usize::from(flow.ends[0] != m.src);
+        if m.syn && flow.syn_client.is_none() {
+            flow.syn_client = Some(if m.ack { 1 - dir } else { dir });
+        }
+        if m.truncated > 0 {
+            flow.truncated[dir] += u64::from(m.truncated);
+        }
+        let seg = tcp::Segment {
+            seq: m.seq,
+            syn: m.syn,
+            fin: m.fin,
+            rst: m.rst,
+            payload,
+            ts_ns: m.ts_ns,
+        };
+        let Flow {
+            dirs,
+            http,
+            client,
+            syn_client,
+            ends,
+            closed,
+            ..
+        } = flow;
+        let mut feed =
+            |ev: tcp::Event<'_>| feed_http(http, client, *syn_client, ends, closed, dir, ev);
+        dirs[dir].segment(seg, &mut feed);
+        if m.rst {
+            closed[0] = true;
+            closed[1] = true;
+        }
+        if flow.finished() {
+            if let Some(f) = self.flows.remove(&key) {
+                self.close_flow(f);
+            }
+        }
+    }
+
+    /// Ends every connection (end of input) and returns transactions and counters.
+    pub fn finish(mut self) -> (Vec<Transaction>, FlowTotals) {
+        let flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        for f in flows {
+            self.close_flow(f);
+        }
+        (self.done, self.totals)
+    }
+
+    fn close_flow(&mut self, mut f: Flow) {
+        for dir in 0..2 {
+            let Flow {
+                dirs,
+                http,
+                client,
+                syn_client,
+                ends,
+                closed,
+                ..
+            } = &mut f;
+            let mut feed =
+                |ev: tcp::Event<'_>| feed_http(http, client, *syn_client, ends, closed, dir, ev);
+            dirs[dir].finish(&mut feed);
+        }
+        f.http.finish();
+        self.totals.snaplen_cut_bytes += f.truncated[0] + f.truncated[1];
+        let mut stats_flags = Vec::new();
+        for d in &f.dirs {
+            let s = d.stats();
+            self.totals.gaps += s.gaps;
+            self.totals.gap_bytes += s.gap_bytes;
+            self.totals.retransmissions += s.retransmitted_segments;
+            self.totals.inconsistent_overlaps += s.inconsistent_overlaps;
+            self.totals.buffer_overflows += s.buffer_overflows;
+            if s.retransmitted_segments > 0 && !stats_flags.contains(&Flag::Retransmission) {
+                stats_flags.push(Flag::Retransmission);
+            }
+            if s.midstream && !stats_flags.contains(&Flag::Midstream) {
+                stats_flags.push(Flag::Midstream);
+            }
+        }
+        let client = f.client.unwrap_or(0);
+        let txs = f.http.take_transactions();
+        if !txs.is_empty() {
+            self.totals.http_flows += 1;
+        }
+        for tx in txs {
+            let mut t = Transaction::from_http(tx, f.id, f.ends[client], f.ends[1 - client]);
+            for fl in &stats_flags {
+                t.add_flag(*fl);
+            }
+            self.done.push(t);
+        }
+    }
+}
+
+fn side_of(client: Option<usize>, dir: usize) -> Option<Side> {
+    client.map(|c| if c == dir { Side::Client } else { Side::Server })
+}
+
+/// Routes one reassembled event of direction `dir` to the HTTP parser, deciding
+/// which end is the client on the first data if the handshake did not say.
+fn feed_http(
+    http: &mut http::Connection,
+    client: &mut Option<usize>,
+    syn_client: Option<usize>,
+    ends: &[SocketAddr; 2],
+    closed: &mut [bool; 2],
+    dir: usize,
+    ev: tcp::Event<'_>,
+) {
+    if client.is_none() {
+        match ev {
+            tcp::Event::Data { bytes, .. } => {
+                *client = Some(if http::looks_like_request(bytes) {
+                    dir
+                } else if http::looks_like_response(bytes) {
+                    1 - dir
+                } else if let Some(c) = syn_client {
+                    c
+                } else {
+                    // No handshake, no recognisable start: the lower port serves.
+                    usize::from(ends[0].port() < ends[1].port())
+                });
+            }
+            tcp::Event::Gap { .. } => {
+                if syn_client.is_some() {
+                    *client = syn_client;
+                } else {
+                    return;
+                }
+            }
+            tcp::Event::Fin { .. } | tcp::Event::Rst { .. } => {
+                closed[dir] = true;
+                return;
+            }
+        }
+    }
+    let Some(side) = side_of(*client, dir) else {
+        return;
+    };
+    match ev {
+        tcp::Event::Data { bytes, ts_ns, .. } => {
+            http.data(side, bytes, ts_ns);
+        }
+        tcp::Event::Gap { len, .. } => http.gap(side, len),
+        tcp::Event::Fin { ts_ns } | tcp::Event::Rst { ts_ns } => {
+            closed[dir] = true;
+            http.close(side, ts_ns);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `l7rec analyze`: runs the analyzer crate and writes the report.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use l7rec_analyzer::report::{self, Format};
+
+use crate::cli::{AnalyzeArgs, ReportFormat};
+
+/// Runs the analysis and writes the report to stdout or `--output`.
+pub fn run(args: AnalyzeArgs) -> Result<()> {
+    let sizes: Vec<u64> = args
+        .files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .with_context(|| format!("cannot read {}", f.display()))
+                .map(|m| m.len())
+        })
+        .collect::<Result<_>>()?;
+    let bar = progress_bar(sizes.iter().sum());
+    let done_before: Vec<u64> = sizes
+        .iter()
+        .scan(0, |acc, s| {
+            let before = *acc;
+            *acc += s;
+            Some(before)
+        })
+        .collect();
+    let opts = l7rec_analyzer::Options {
+        threads: args.threads,
+    };
+    let analysis = l7rec_analyzer::analyze(&args.files, &opts, &|file, bytes| {
+        if let Some(b) = &bar {
+            b.set_position(done_before[file] + bytes);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for (path, err) in &analysis.read_errors {
+        eprintln!(
+            "l7rec: warning: {}: reading stopped early, analyzed what came before: {err}",
+            path.display()
+        );
+    }
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout().lock())),
+    };
+    let written = if args.summary {
+        report::write_summary(&analysis, &mut out)
+    } else {
+        let format = match args.format {
+            ReportFormat::Table => Format::Table,
+            ReportFormat::Json => Format::Json,
+            ReportFormat::Csv => Format::Csv,
+            ReportFormat::Har => Format::Har,
+        };
+        report::write_transactions(&analysis, format, &mut out)
+    };
+    match written.and_then(|()| out.flush()) {
+        // A closed pipe (`| head`) is the reader's choice, not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the report"),
+    }
+}
+
+/// A byte-based progress bar on stderr when it is a terminal and the input is large.
+fn progress_bar(total: u64) -> Option<ProgressBar> {
+    if !io::stderr().is_terminal() || total < (64 << 20) {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} analyzing [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .ok()?
+        .progress_chars("=> "),
+    );
+    Some(bar)
+}
