@@ -10,7 +10,7 @@
 //! attribution from l7rec's connection records (`attribution`) → reports ([`report`]).
 
 mod attribution;
-mod decode;
+pub mod decode;
 mod flows;
 mod pipeline;
 pub mod report;
