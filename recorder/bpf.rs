@@ -27,6 +27,9 @@ pub const MAX_PORTS: usize = 16;
 /// Default snap length: bytes kept per packet at most.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
 
+/// `lo`'s interface index in every network namespace.
+const LOOPBACK_IFINDEX: u32 = 1;
+
 /// Bytes of verifier log quoted in a load error.
 const VERIFIER_LOG_TAIL: usize = 4096;
 
@@ -73,8 +76,9 @@ pub struct FilterConfig {
     /// Network namespace inode that goes into every flow key: the recorder's, so keys
     /// match the syscall path's. `None`: the calling thread's ([`current_netns_inode`]).
     pub netns_inode: Option<u32>,
-    /// Link kind per ifindex. Interfaces not listed are parsed as Ethernet; `lo` must be
-    /// listed as [`LinkKind::Loopback`] or its packets are kept twice.
+    /// Link kind per ifindex (see [`LinkKind::from_arphrd`]). Interfaces not listed are
+    /// parsed as Ethernet, except `lo` (ifindex 1), which is always [`LinkKind::Loopback`]
+    /// unless listed otherwise.
     pub links: Vec<(u32, LinkKind)>,
 }
 
@@ -186,6 +190,9 @@ impl SocketFilter {
             },
         };
         let filter = Self { skel, netns_inode };
+        // lo is ifindex 1 in every namespace (LOOPBACK_IFINDEX): never keep its
+        // outgoing copies, even if the caller lists no links.
+        filter.set_link(LOOPBACK_IFINDEX, LinkKind::Loopback)?;
         for &(ifindex, kind) in &cfg.links {
             filter.set_link(ifindex, kind)?;
         }

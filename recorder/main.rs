@@ -4,6 +4,8 @@ mod afpacket;
 mod analyze;
 mod bpf;
 mod cli;
+mod metadata;
+mod record;
 mod syscalls;
 
 use clap::Parser;
@@ -11,7 +13,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Record(args) => record(args),
+        cli::Command::Record(args) => record::run(args),
         cli::Command::Analyze(args) => analyze::run(args),
     };
     match result {
@@ -21,8 +23,4 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn record(_args: cli::RecordArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`l7rec record` is not implemented yet in this build")
 }

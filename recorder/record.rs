@@ -1,0 +1,502 @@
+//! `l7rec record`: the socket filter, AF_PACKET rings and syscall tracer feeding one
+//! capture file, until a signal, a limit, or the end of the traced command.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use l7rec_capture::{
+    CaptureWriter, Compression, Direction, Interface, InterfaceStats, PacketOut, Record,
+    RecorderStats, SourceStats, WriterOptions,
+};
+
+use crate::afpacket::{self, PacketSocket, RingConfig};
+use crate::bpf::{FilterConfig, LinkKind, SocketFilter};
+use crate::cli::RecordArgs;
+use crate::metadata::Metadata;
+use crate::syscalls::{SyscallConfig, SyscallTracer};
+
+/// How often counters are written into the file and the status line refreshed.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait for packets when idle.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+/// After the traced command exits, how long to keep collecting its last packets.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(300);
+/// Records buffered before they are written as one custom block.
+const RECORDS_PER_BLOCK: usize = 512;
+
+/// The signal that asked us to stop (0 = none yet).
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    STOP_SIGNAL.store(sig, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() -> Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        let prev = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+        if prev == libc::SIG_ERR {
+            return Err(io::Error::last_os_error()).context("installing signal handlers");
+        }
+    }
+    Ok(())
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// One capturing interface.
+struct Capture {
+    iface: afpacket::Interface,
+    socket: PacketSocket,
+    loopback: bool,
+    written: u64,
+}
+
+/// Why recording ended.
+#[derive(Debug)]
+enum Stop {
+    Signal(i32),
+    Duration,
+    Count,
+    CommandExited(std::process::ExitStatus),
+}
+
+/// Creates the capture file, mode 0600 even if it existed with wider permissions.
+fn create_output(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create capture file {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict permissions of {}", path.display()))?;
+    Ok(file)
+}
+
+fn select_interfaces(names: &[String]) -> Result<Vec<afpacket::Interface>> {
+    let all = afpacket::list_interfaces().context("listing network interfaces")?;
+    if names.is_empty() {
+        let usable: Vec<_> = all
+            .into_iter()
+            .filter(|i| i.up && i.pcap_linktype().is_some())
+            .collect();
+        if usable.is_empty() {
+            bail!("no interface that is up and of a supported type (Ethernet, loopback, raw IP)");
+        }
+        return Ok(usable);
+    }
+    names
+        .iter()
+        .map(|n| {
+            let found = all.iter().find(|i| &i.name == n).cloned();
+            let iface = found.with_context(|| {
+                let known: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+                format!("unknown interface {n:?} (this namespace has: {})", known.join(", "))
+            })?;
+            if iface.pcap_linktype().is_none() {
+                bail!(
+                    "interface {n} has hardware type {}, which l7rec cannot capture",
+                    iface.arphrd
+                );
+            }
+            Ok(iface)
+        })
+        .collect()
+}
+
+/// Runs `l7rec record`.
+pub fn run(args: RecordArgs) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("l7rec record needs root (BPF programs and packet sockets); run it with sudo");
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        bail!("this kernel has no BTF (/sys/kernel/btf/vmlinux): l7rec needs CONFIG_DEBUG_INFO_BTF=y");
+    }
+    if args.snaplen < 64 {
+        bail!("snap length {} is too small to hold TCP/IP headers (use at least 64)", args.snaplen);
+    }
+    let ifaces = select_interfaces(&args.interfaces)?;
+    let file = create_output(&args.output)?;
+
+    let filter = SocketFilter::load(&FilterConfig {
+        ports: args.ports.clone(),
+        all_tcp: args.all_tcp,
+        snaplen: args.snaplen,
+        netns_inode: None,
+        links: ifaces
+            .iter()
+            .map(|i| (i.index, LinkKind::from_arphrd(i.arphrd)))
+            .collect(),
+    })
+    .context("loading the packet filter")?;
+
+    let opts = WriterOptions {
+        compression: if args.no_compress {
+            Compression::None
+        } else {
+            Compression::Zstd { level: 3 }
+        },
+        os: Some(os_description()),
+        hardware: Some(std::env::consts::ARCH.to_owned()),
+        ..Default::default()
+    };
+    let mut writer = CaptureWriter::new(file, &opts).context("writing the capture header")?;
+    // Blocks hold the largest packet; a larger snaplen needs larger blocks.
+    let block_size = (args.snaplen + 4096).next_power_of_two().max(1 << 20);
+    let ring = RingConfig {
+        block_size,
+        block_count: ((64u32 << 20) / block_size).max(8),
+        snaplen: args.snaplen,
+        ..Default::default()
+    };
+    let mut captures = Vec::new();
+    for iface in ifaces {
+        let socket = PacketSocket::open(Some(iface.index), Some(filter.prog_fd()), &ring)
+            .with_context(|| format!("opening a packet socket on {}", iface.name))?;
+        writer.add_interface(&Interface {
+            name: iface.name.clone(),
+            description: None,
+            linktype: iface.pcap_linktype().unwrap_or(l7rec_capture::linktype::ETHERNET),
+            snaplen: args.snaplen,
+        })?;
+        captures.push(Capture {
+            loopback: iface.is_loopback(),
+            iface,
+            socket,
+            written: 0,
+        });
+    }
+
+    let mut tracer = if args.no_syscalls {
+        None
+    } else {
+        let flows = filter
+            .flows_map_fd()
+            .try_clone_to_owned()
+            .context("sharing the flow map with the syscall tracer")?;
+        let cfg = SyscallConfig {
+            pid: args.pid,
+            comm: args.comm.clone(),
+            only_kept_flows: !args.all_tcp,
+            ..Default::default()
+        }
+        .with_flows_map(flows);
+        Some(SyscallTracer::start(cfg).context("starting the syscall tracer")?)
+    };
+
+    install_signal_handlers()?;
+    let mut child = spawn_command(&args.command)?;
+    let started = Instant::now();
+    let start_ns = now_ns();
+    let status = status_line();
+    let mut meta = Metadata::default();
+    let mut packets = 0u64;
+    let mut packet_bytes = 0u64;
+    let mut last_stats = Instant::now();
+    let mut drain_until: Option<(Instant, Stop)> = None;
+
+    let mut write_error: Option<io::Error> = None;
+
+    let stop = loop {
+        let mut got = 0usize;
+        for (id, c) in captures.iter_mut().enumerate() {
+            let linktype = c.iface.pcap_linktype();
+            let loopback = c.loopback;
+            let n = c.socket.process_ready(|p| {
+                if write_error.is_some() {
+                    return;
+                }
+                // The kernel strips VLAN tags into the ring header: put them back.
+                let tagged;
+                let data = match p.vlan {
+                    Some(tag) if p.data.len() >= 12 => {
+                        tagged = [&p.data[..12], &tag.tpid.to_be_bytes(), &tag.tci.to_be_bytes(), &p.data[12..]].concat();
+                        &tagged[..]
+                    }
+                    _ => p.data,
+                };
+                let owner = owner_of(&meta, linktype, data);
+                let comment = owner.map(|o| format!("pid={} comm={}", o.pid, o.comm));
+                let out = PacketOut {
+                    interface_id: id as u32,
+                    ts_ns: p.ts_ns,
+                    data,
+                    orig_len: p.orig_len + (data.len() - p.data.len()) as u32,
+                    direction: if loopback {
+                        Direction::Unknown
+                    } else if p.pkt_type == libc::PACKET_OUTGOING as u8 {
+                        Direction::Outbound
+                    } else {
+                        Direction::Inbound
+                    },
+                    process: owner.map(|o| (o.pid, o.tid)),
+                    comment: comment.as_deref(),
+                };
+                match writer.write_packet(&out) {
+                    Ok(()) => {
+                        packets += 1;
+                        packet_bytes += data.len() as u64;
+                    }
+                    Err(e) => write_error = Some(e),
+                }
+            });
+            c.written += n as u64;
+            got += n;
+        }
+        if let Some(t) = tracer.as_mut() {
+            got += t
+                .poll(Duration::ZERO, &mut |ev| meta.event(ev))
+                .context("reading syscall events")?;
+        }
+        if meta.pending_len() >= RECORDS_PER_BLOCK || (got == 0 && meta.pending_len() > 0) {
+            if let Err(e) = writer.write_records(&meta.take_records()) {
+                write_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = write_error.take() {
+            break Err(e);
+        }
+        if last_stats.elapsed() >= STATS_EVERY {
+            last_stats = Instant::now();
+            meta.expire();
+            if let Err(e) = write_stats(&mut writer, &mut captures, &filter, tracer.as_ref(), &meta, start_ns)
+                .and_then(|()| writer.flush())
+            {
+                break Err(e);
+            }
+            if let Some(bar) = &status {
+                bar.set_message(format!(
+                    "{packets} packets, {} flows, {} syscall events, {} written",
+                    filter.counters().map_or(0, |c| c.flows_classified),
+                    meta.events,
+                    human_bytes(file_len(&args.output)),
+                ));
+            }
+        }
+        // Decide whether to stop; after the command exits keep draining briefly.
+        if let Some((until, _)) = &drain_until {
+            if Instant::now() >= *until {
+                break Ok(drain_until.take().map(|(_, s)| s).unwrap_or(Stop::Count));
+            }
+        } else if let Some(stop) = should_stop(&args, started, packets, child.as_mut())? {
+            match stop {
+                Stop::CommandExited(_) => {
+                    drain_until = Some((Instant::now() + DRAIN_AFTER_EXIT, stop));
+                }
+                other => break Ok(other),
+            }
+        }
+        if got == 0 {
+            wait_for_packets(&captures, IDLE_POLL);
+        }
+    };
+    if let Some(bar) = status {
+        bar.finish_and_clear();
+    }
+
+    // Final counters and a clean end of the zstd frame, whatever stopped us.
+    let finished = match &stop {
+        Ok(_) => {
+            let pending = meta.take_records();
+            writer
+                .write_records(&pending)
+                .and_then(|()| write_stats(&mut writer, &mut captures, &filter, tracer.as_ref(), &meta, start_ns))
+                .and_then(|()| writer.finish().map(drop))
+        }
+        // After a write error (disk full), try to end the frame; what was flushed stays valid.
+        Err(_) => writer.finish().map(drop),
+    };
+    let counters = filter.counters().unwrap_or_default();
+    let ring_drops: u64 = captures
+        .iter_mut()
+        .map(|c| c.socket.stats().map_or(0, |s| s.drops))
+        .sum();
+    let syscall_drops = tracer.as_ref().map_or(0, |t| t.drops());
+    eprintln!(
+        "l7rec: {} packets ({}), {} HTTP flows, {} syscall events, drops: {} packets, {} syscall events; {} written to {} in {:.1}s",
+        packets,
+        human_bytes(packet_bytes),
+        counters.flows_classified,
+        meta.events,
+        ring_drops,
+        syscall_drops,
+        human_bytes(file_len(&args.output)),
+        args.output.display(),
+        started.elapsed().as_secs_f64(),
+    );
+    if counters.flow_insert_failed > 0 {
+        eprintln!(
+            "l7rec: warning: the in-kernel flow table was full {} times: packets of those flows may be missing",
+            counters.flow_insert_failed
+        );
+    }
+    let stop = stop.with_context(|| {
+        format!(
+            "writing {} failed (disk full?); the file is valid up to the last flush",
+            args.output.display()
+        )
+    })?;
+    finished.with_context(|| format!("finishing {}", args.output.display()))?;
+    match stop {
+        Stop::Signal(sig) => eprintln!("l7rec: stopped by signal {sig}"),
+        Stop::CommandExited(status) if !status.success() => {
+            eprintln!("l7rec: the command exited with {status}");
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The process owning the connection of a captured frame, if known.
+fn owner_of<'m>(meta: &'m Metadata, linktype: Option<u16>, frame: &[u8]) -> Option<&'m crate::metadata::Owner> {
+    let seg = l7rec_analyzer::decode::tcp_segment(linktype?, frame).ok()?;
+    meta.packet_owner(seg.src, seg.dst)
+}
+
+/// Interface statistics blocks and a recorder statistics record.
+fn write_stats(
+    writer: &mut CaptureWriter<File>,
+    captures: &mut [Capture],
+    filter: &SocketFilter,
+    tracer: Option<&SyscallTracer>,
+    meta: &Metadata,
+    start_ns: u64,
+) -> io::Result<()> {
+    let ts_ns = now_ns();
+    let mut sources = Vec::new();
+    for (id, c) in captures.iter_mut().enumerate() {
+        let st = c.socket.stats().map_err(io::Error::other)?;
+        writer.write_interface_stats(&InterfaceStats {
+            interface_id: id as u32,
+            ts_ns,
+            start_ns: Some(start_ns),
+            end_ns: Some(ts_ns),
+            if_recv: None,
+            if_drop: None,
+            filter_accept: Some(st.packets),
+            os_drop: Some(st.drops),
+            usr_deliv: Some(c.written),
+        })?;
+        sources.push(SourceStats {
+            name: format!("packets:{}", c.iface.name),
+            received: st.packets,
+            dropped: st.drops,
+        });
+    }
+    if let Some(t) = tracer {
+        sources.push(SourceStats {
+            name: "syscalls".into(),
+            received: meta.events,
+            dropped: t.drops(),
+        });
+    }
+    if let Ok(c) = filter.counters() {
+        sources.push(SourceStats {
+            name: "flow-table".into(),
+            received: c.flows_classified,
+            dropped: c.flow_insert_failed,
+        });
+    }
+    writer.write_records(&[Record::Stats(RecorderStats { ts_ns, sources })])
+}
+
+fn should_stop(
+    args: &RecordArgs,
+    started: Instant,
+    packets: u64,
+    child: Option<&mut Child>,
+) -> Result<Option<Stop>> {
+    let sig = STOP_SIGNAL.load(Ordering::Relaxed);
+    if sig != 0 {
+        return Ok(Some(Stop::Signal(sig)));
+    }
+    if args.duration.is_some_and(|d| started.elapsed() >= d) {
+        return Ok(Some(Stop::Duration));
+    }
+    if args.count.is_some_and(|c| packets >= c) {
+        return Ok(Some(Stop::Count));
+    }
+    if let Some(child) = child {
+        if let Some(status) = child.try_wait().context("waiting for the command")? {
+            return Ok(Some(Stop::CommandExited(status)));
+        }
+    }
+    Ok(None)
+}
+
+/// Sleeps until a packet socket has data or `timeout` passes.
+fn wait_for_packets(captures: &[Capture], timeout: Duration) {
+    let mut fds: Vec<libc::pollfd> = captures
+        .iter()
+        .map(|c| libc::pollfd {
+            fd: c.socket.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: fds is a valid array of pollfd of the given length. Errors (EINTR from
+    // a stop signal) just end the wait early.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout.as_millis() as i32);
+    }
+}
+
+fn spawn_command(cmd: &[String]) -> Result<Option<Child>> {
+    let Some((prog, rest)) = cmd.split_first() else {
+        return Ok(None);
+    };
+    let child = Command::new(prog)
+        .args(rest)
+        .spawn()
+        .with_context(|| format!("cannot run {prog:?}"))?;
+    Ok(Some(child))
+}
+
+fn status_line() -> Option<ProgressBar> {
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} recording {elapsed} {msg}").ok()?);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn os_description() -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("Linux {}", release.trim())
+}
