@@ -81,27 +81,25 @@ impl Attribution {
     }
 
     /// The process that had socket (local, remote) at time `at`, excluding sockets
-    /// recorded with role `not`.
-    fn owner(
-        &self,
-        local: SocketAddr,
-        remote: SocketAddr,
-        not: Role,
-        at: u64,
-    ) -> Option<ProcessRef> {
+    /// recorded with role `not`: the socket whose lifetime contains `at`, else the one
+    /// whose lifetime is nearest (a server's accept() returns after the request's first
+    /// packet; ports are reused over time).
+    fn owner(&self, local: SocketAddr, remote: SocketAddr, not: Role, at: u64) -> Option<ProcessRef> {
         let list = self.sockets.get(&(canonical(local), canonical(remote)))?;
-        let live = |o: &&Ownership| {
-            o.role != not
-                && (o.open_ns == 0 || o.open_ns <= at)
-                && (o.close_ns == 0 || at <= o.close_ns)
+        let distance = |o: &Ownership| {
+            let close = if o.close_ns == 0 { u64::MAX } else { o.close_ns };
+            if at < o.open_ns {
+                o.open_ns - at
+            } else if at > close {
+                at - close
+            } else {
+                0
+            }
         };
-        // Prefer the socket alive at `at`; else the last one opened before it (ports
-        // get reused, clocks of packets and syscalls differ by microseconds).
-        let o = list.iter().find(live).or_else(|| {
-            list.iter()
-                .filter(|o| o.role != not && o.open_ns <= at)
-                .max_by_key(|o| o.open_ns)
-        })?;
+        let o = list
+            .iter()
+            .filter(|o| o.role != not)
+            .min_by_key(|o| distance(o))?;
         Some(ProcessRef {
             pid: o.pid,
             comm: self.comms.get(&o.pid).cloned(),
@@ -214,5 +212,9 @@ mod tests {
         tx.req_first_ns = Some(350);
         a.attribute(&mut tx);
         assert_eq!(tx.client_process.unwrap().pid, 11);
+        // A request whose first byte precedes connect()'s return is still the client's.
+        tx.req_first_ns = Some(90);
+        a.attribute(&mut tx);
+        assert_eq!(tx.client_process.unwrap().pid, 10);
     }
 }

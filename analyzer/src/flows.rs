@@ -89,8 +89,11 @@ struct Flow {
     dirs: [Reassembler; 2],
     /// Which endpoint is the HTTP client, once known.
     client: Option<usize>,
-    /// Client decided by the SYN; data seen before a role was known.
+    /// Client decided by the SYN.
     syn_client: Option<usize>,
+    /// The first data seen was a message start: nothing before it was lost, even
+    /// without a handshake (l7rec's filter keeps flows from their first message on).
+    clean_start: bool,
     http: http::Connection,
     closed: [bool; 2],
     /// Bytes of payload cut by the snap length, per direction (reported as gaps).
@@ -105,6 +108,7 @@ impl Flow {
             dirs: [Reassembler::new(cfg.clone()), Reassembler::new(cfg.clone())],
             client: None,
             syn_client: None,
+            clean_start: false,
             // Without a handshake the first bytes may be the middle of a message.
             http: if syn {
                 http::Connection::new()
@@ -192,12 +196,13 @@ impl FlowTable {
             http,
             client,
             syn_client,
+            clean_start,
             ends,
             closed,
             ..
         } = flow;
         let mut feed =
-            |ev: tcp::Event<'_>| feed_http(http, client, *syn_client, ends, closed, dir, ev);
+            |ev: tcp::Event<'_>| feed_http(http, client, *syn_client, clean_start, ends, closed, dir, ev);
         dirs[dir].segment(seg, &mut feed);
         if m.rst {
             closed[0] = true;
@@ -226,12 +231,13 @@ impl FlowTable {
                 http,
                 client,
                 syn_client,
+                clean_start,
                 ends,
                 closed,
                 ..
             } = &mut f;
             let mut feed =
-                |ev: tcp::Event<'_>| feed_http(http, client, *syn_client, ends, closed, dir, ev);
+                |ev: tcp::Event<'_>| feed_http(http, client, *syn_client, clean_start, ends, closed, dir, ev);
             dirs[dir].finish(&mut feed);
         }
         f.http.finish();
@@ -247,7 +253,7 @@ impl FlowTable {
             if s.retransmitted_segments > 0 && !stats_flags.contains(&Flag::Retransmission) {
                 stats_flags.push(Flag::Retransmission);
             }
-            if s.midstream && !stats_flags.contains(&Flag::Midstream) {
+            if s.midstream && !f.clean_start && !stats_flags.contains(&Flag::Midstream) {
                 stats_flags.push(Flag::Midstream);
             }
         }
@@ -276,6 +282,7 @@ fn feed_http(
     http: &mut http::Connection,
     client: &mut Option<usize>,
     syn_client: Option<usize>,
+    clean_start: &mut bool,
     ends: &[SocketAddr; 2],
     closed: &mut [bool; 2],
     dir: usize,
@@ -284,9 +291,12 @@ fn feed_http(
     if client.is_none() {
         match ev {
             tcp::Event::Data { bytes, .. } => {
-                *client = Some(if http::looks_like_request(bytes) {
+                let request = http::looks_like_request(bytes);
+                let response = http::looks_like_response(bytes);
+                *clean_start = request || response;
+                *client = Some(if request {
                     dir
-                } else if http::looks_like_response(bytes) {
+                } else if response {
                     1 - dir
                 } else if let Some(c) = syn_client {
                     c
