@@ -211,7 +211,7 @@ mod tests {
         );
         tx.req_first_ns = Some(350);
         a.attribute(&mut tx);
-        assert_eq!(tx.client_process.unwrap().pid, 11);
+        assert_eq!(tx.client_process.as_ref().unwrap().pid, 11);
         // A request whose first byte precedes connect()'s return is still the client's.
         tx.req_first_ns = Some(90);
         a.attribute(&mut tx);
