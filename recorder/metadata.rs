@@ -95,10 +95,13 @@ impl Metadata {
             })),
             SyscallEvent::Connect { call } | SyscallEvent::Accept { call, .. } => {
                 self.describe(&call, call.exit_ns, 0);
-                self.syscall(&call, match call.role {
-                    syscalls::Role::Server => cap::SyscallOp::Accept,
-                    _ => cap::SyscallOp::Connect,
-                });
+                self.syscall(
+                    &call,
+                    match call.role {
+                        syscalls::Role::Server => cap::SyscallOp::Accept,
+                        _ => cap::SyscallOp::Connect,
+                    },
+                );
             }
             SyscallEvent::Close { call } => {
                 let key = self.key(&call);
@@ -106,8 +109,7 @@ impl Metadata {
                     o.closed_at = Some(Instant::now());
                 }
                 self.connection_record(&call, 0, call.exit_ns);
-                self.described
-                    .remove(&(call.pid, call.fd, key.0, key.1));
+                self.described.remove(&(call.pid, call.fd, key.0, key.1));
                 self.syscall(&call, cap::SyscallOp::Close);
             }
             SyscallEvent::Io { op: o, call, .. } => {
@@ -151,16 +153,17 @@ impl Metadata {
 
     fn connection_record(&mut self, call: &SyscallInfo, open_ns: u64, close_ns: u64) {
         let (local, remote) = self.key(call);
-        self.pending.push(cap::Record::Connection(cap::ConnectionInfo {
-            pid: call.pid,
-            fd: call.fd.max(0) as u32,
-            netns: call.socket.netns,
-            role: role(call.role),
-            local,
-            remote,
-            open_ns,
-            close_ns,
-        }));
+        self.pending
+            .push(cap::Record::Connection(cap::ConnectionInfo {
+                pid: call.pid,
+                fd: call.fd.max(0) as u32,
+                netns: call.socket.netns,
+                role: role(call.role),
+                local,
+                remote,
+                open_ns,
+                close_ns,
+            }));
     }
 
     fn syscall(&mut self, call: &SyscallInfo, op: cap::SyscallOp) {

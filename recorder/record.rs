@@ -105,7 +105,10 @@ fn select_interfaces(names: &[String]) -> Result<Vec<afpacket::Interface>> {
             let found = all.iter().find(|i| &i.name == n).cloned();
             let iface = found.with_context(|| {
                 let known: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
-                format!("unknown interface {n:?} (this namespace has: {})", known.join(", "))
+                format!(
+                    "unknown interface {n:?} (this namespace has: {})",
+                    known.join(", ")
+                )
             })?;
             if iface.pcap_linktype().is_none() {
                 bail!(
@@ -125,10 +128,15 @@ pub fn run(args: RecordArgs) -> Result<()> {
         bail!("l7rec record needs root (BPF programs and packet sockets); run it with sudo");
     }
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        bail!("this kernel has no BTF (/sys/kernel/btf/vmlinux): l7rec needs CONFIG_DEBUG_INFO_BTF=y");
+        bail!(
+            "this kernel has no BTF (/sys/kernel/btf/vmlinux): l7rec needs CONFIG_DEBUG_INFO_BTF=y"
+        );
     }
     if args.snaplen < 64 {
-        bail!("snap length {} is too small to hold TCP/IP headers (use at least 64)", args.snaplen);
+        bail!(
+            "snap length {} is too small to hold TCP/IP headers (use at least 64)",
+            args.snaplen
+        );
     }
     let ifaces = select_interfaces(&args.interfaces)?;
     let file = create_output(&args.output)?;
@@ -171,7 +179,9 @@ pub fn run(args: RecordArgs) -> Result<()> {
         writer.add_interface(&Interface {
             name: iface.name.clone(),
             description: None,
-            linktype: iface.pcap_linktype().unwrap_or(l7rec_capture::linktype::ETHERNET),
+            linktype: iface
+                .pcap_linktype()
+                .unwrap_or(l7rec_capture::linktype::ETHERNET),
             snaplen: args.snaplen,
         })?;
         captures.push(Capture {
@@ -225,7 +235,13 @@ pub fn run(args: RecordArgs) -> Result<()> {
                 let tagged;
                 let data = match p.vlan {
                     Some(tag) if p.data.len() >= 12 => {
-                        tagged = [&p.data[..12], &tag.tpid.to_be_bytes(), &tag.tci.to_be_bytes(), &p.data[12..]].concat();
+                        tagged = [
+                            &p.data[..12],
+                            &tag.tpid.to_be_bytes(),
+                            &tag.tci.to_be_bytes(),
+                            &p.data[12..],
+                        ]
+                        .concat();
                         &tagged[..]
                     }
                     _ => p.data,
@@ -239,7 +255,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
                     orig_len: p.orig_len + (data.len() - p.data.len()) as u32,
                     direction: if loopback {
                         Direction::Unknown
-                    } else if p.pkt_type == libc::PACKET_OUTGOING as u8 {
+                    } else if p.pkt_type == libc::PACKET_OUTGOING {
                         Direction::Outbound
                     } else {
                         Direction::Inbound
@@ -274,8 +290,15 @@ pub fn run(args: RecordArgs) -> Result<()> {
         if last_stats.elapsed() >= STATS_EVERY {
             last_stats = Instant::now();
             meta.expire();
-            if let Err(e) = write_stats(&mut writer, &mut captures, &filter, tracer.as_ref(), &meta, start_ns)
-                .and_then(|()| writer.flush())
+            if let Err(e) = write_stats(
+                &mut writer,
+                &mut captures,
+                &filter,
+                tracer.as_ref(),
+                &meta,
+                start_ns,
+            )
+            .and_then(|()| writer.flush())
             {
                 break Err(e);
             }
@@ -315,7 +338,16 @@ pub fn run(args: RecordArgs) -> Result<()> {
             let pending = meta.take_records();
             writer
                 .write_records(&pending)
-                .and_then(|()| write_stats(&mut writer, &mut captures, &filter, tracer.as_ref(), &meta, start_ns))
+                .and_then(|()| {
+                    write_stats(
+                        &mut writer,
+                        &mut captures,
+                        &filter,
+                        tracer.as_ref(),
+                        &meta,
+                        start_ns,
+                    )
+                })
                 .and_then(|()| writer.finish().map(drop))
         }
         // After a write error (disk full), try to end the frame; what was flushed stays valid.
@@ -363,7 +395,11 @@ pub fn run(args: RecordArgs) -> Result<()> {
 }
 
 /// The process owning the connection of a captured frame, if known.
-fn owner_of<'m>(meta: &'m Metadata, linktype: Option<u16>, frame: &[u8]) -> Option<&'m crate::metadata::Owner> {
+fn owner_of<'m>(
+    meta: &'m Metadata,
+    linktype: Option<u16>,
+    frame: &[u8],
+) -> Option<&'m crate::metadata::Owner> {
     let seg = l7rec_analyzer::decode::tcp_segment(linktype?, frame).ok()?;
     meta.packet_owner(seg.src, seg.dst)
 }
@@ -452,7 +488,11 @@ fn wait_for_packets(captures: &[Capture], timeout: Duration) {
     // SAFETY: fds is a valid array of pollfd of the given length. Errors (EINTR from
     // a stop signal) just end the wait early.
     unsafe {
-        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout.as_millis() as i32);
+        libc::poll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            timeout.as_millis() as i32,
+        );
     }
 }
 

@@ -84,17 +84,21 @@ impl Attribution {
     /// recorded with role `not`: the socket whose lifetime contains `at`, else the one
     /// whose lifetime is nearest (a server's accept() returns after the request's first
     /// packet; ports are reused over time).
-    fn owner(&self, local: SocketAddr, remote: SocketAddr, not: Role, at: u64) -> Option<ProcessRef> {
+    fn owner(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        not: Role,
+        at: u64,
+    ) -> Option<ProcessRef> {
         let list = self.sockets.get(&(canonical(local), canonical(remote)))?;
         let distance = |o: &Ownership| {
-            let close = if o.close_ns == 0 { u64::MAX } else { o.close_ns };
-            if at < o.open_ns {
-                o.open_ns - at
-            } else if at > close {
-                at - close
+            let close = if o.close_ns == 0 {
+                u64::MAX
             } else {
-                0
-            }
+                o.close_ns
+            };
+            o.open_ns.saturating_sub(at).max(at.saturating_sub(close))
         };
         let o = list
             .iter()

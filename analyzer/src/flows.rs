@@ -82,21 +82,76 @@ impl FlowTotals {
     }
 }
 
-struct Flow {
-    id: u64,
+/// The HTTP view of a connection: who is the client, and the parser.
+struct HttpView {
     /// Endpoint 0 is the sender of the first segment seen.
     ends: [SocketAddr; 2],
-    dirs: [Reassembler; 2],
     /// Which endpoint is the HTTP client, once known.
     client: Option<usize>,
-    /// Client decided by the SYN.
+    /// Client according to the handshake, if it was captured.
     syn_client: Option<usize>,
     /// The first data seen was a message start: nothing before it was lost, even
     /// without a handshake (l7rec's filter keeps flows from their first message on).
     clean_start: bool,
-    http: http::Connection,
+    parser: http::Connection,
     closed: [bool; 2],
-    /// Bytes of payload cut by the snap length, per direction (reported as gaps).
+}
+
+impl HttpView {
+    fn side(&self, dir: usize) -> Option<Side> {
+        self.client
+            .map(|c| if c == dir { Side::Client } else { Side::Server })
+    }
+
+    /// Routes one reassembled event of direction `dir` to the parser, deciding which
+    /// end is the client on the first data if the handshake did not say.
+    fn feed(&mut self, dir: usize, ev: tcp::Event<'_>) {
+        if self.client.is_none() {
+            match ev {
+                tcp::Event::Data { bytes, .. } => {
+                    let request = http::looks_like_request(bytes);
+                    let response = http::looks_like_response(bytes);
+                    self.clean_start = request || response;
+                    self.client = Some(if request {
+                        dir
+                    } else if response {
+                        1 - dir
+                    } else if let Some(c) = self.syn_client {
+                        c
+                    } else {
+                        // No handshake, no recognisable start: the lower port serves.
+                        usize::from(self.ends[0].port() < self.ends[1].port())
+                    });
+                }
+                tcp::Event::Gap { .. } if self.syn_client.is_some() => {
+                    self.client = self.syn_client;
+                }
+                tcp::Event::Gap { .. } => return,
+                tcp::Event::Fin { .. } | tcp::Event::Rst { .. } => {
+                    self.closed[dir] = true;
+                    return;
+                }
+            }
+        }
+        let Some(side) = self.side(dir) else {
+            return;
+        };
+        match ev {
+            tcp::Event::Data { bytes, ts_ns, .. } => self.parser.data(side, bytes, ts_ns),
+            tcp::Event::Gap { len, .. } => self.parser.gap(side, len),
+            tcp::Event::Fin { ts_ns } | tcp::Event::Rst { ts_ns } => {
+                self.closed[dir] = true;
+                self.parser.close(side, ts_ns);
+            }
+        }
+    }
+}
+
+struct Flow {
+    id: u64,
+    dirs: [Reassembler; 2],
+    http: HttpView,
+    /// Bytes of payload cut by the snap length, per direction.
     truncated: [u64; 2],
 }
 
@@ -104,24 +159,26 @@ impl Flow {
     fn new(id: u64, src: SocketAddr, dst: SocketAddr, syn: bool, cfg: &tcp::Config) -> Self {
         Flow {
             id,
-            ends: [src, dst],
-            dirs: [Reassembler::new(cfg.clone()), Reassembler::new(cfg.clone())],
-            client: None,
-            syn_client: None,
-            clean_start: false,
-            // Without a handshake the first bytes may be the middle of a message.
-            http: if syn {
-                http::Connection::new()
-            } else {
-                http::Connection::midstream()
+            dirs: [Reassembler::new(*cfg), Reassembler::new(*cfg)],
+            http: HttpView {
+                ends: [src, dst],
+                client: None,
+                syn_client: None,
+                clean_start: false,
+                // Without a handshake the first bytes may be the middle of a message.
+                parser: if syn {
+                    http::Connection::new()
+                } else {
+                    http::Connection::midstream()
+                },
+                closed: [false; 2],
             },
-            closed: [false; 2],
             truncated: [0; 2],
         }
     }
 
     fn finished(&self) -> bool {
-        self.closed[0] && self.closed[1]
+        self.http.closed[0] && self.http.closed[1]
     }
 }
 
@@ -176,9 +233,9 @@ impl FlowTable {
                     .or_insert_with(|| Flow::new(id, m.src, m.dst, m.syn, &self.cfg))
             }
         };
-        let dir = usize::from(flow.ends[0] != m.src);
-        if m.syn && flow.syn_client.is_none() {
-            flow.syn_client = Some(if m.ack { 1 - dir } else { dir });
+        let dir = usize::from(flow.http.ends[0] != m.src);
+        if m.syn && flow.http.syn_client.is_none() {
+            flow.http.syn_client = Some(if m.ack { 1 - dir } else { dir });
         }
         if m.truncated > 0 {
             flow.truncated[dir] += u64::from(m.truncated);
@@ -191,22 +248,10 @@ impl FlowTable {
             payload,
             ts_ns: m.ts_ns,
         };
-        let Flow {
-            dirs,
-            http,
-            client,
-            syn_client,
-            clean_start,
-            ends,
-            closed,
-            ..
-        } = flow;
-        let mut feed =
-            |ev: tcp::Event<'_>| feed_http(http, client, *syn_client, clean_start, ends, closed, dir, ev);
-        dirs[dir].segment(seg, &mut feed);
+        let http = &mut flow.http;
+        flow.dirs[dir].segment(seg, &mut |ev| http.feed(dir, ev));
         if m.rst {
-            closed[0] = true;
-            closed[1] = true;
+            http.closed = [true; 2];
         }
         if flow.finished() {
             if let Some(f) = self.flows.remove(&key) {
@@ -226,21 +271,10 @@ impl FlowTable {
 
     fn close_flow(&mut self, mut f: Flow) {
         for dir in 0..2 {
-            let Flow {
-                dirs,
-                http,
-                client,
-                syn_client,
-                clean_start,
-                ends,
-                closed,
-                ..
-            } = &mut f;
-            let mut feed =
-                |ev: tcp::Event<'_>| feed_http(http, client, *syn_client, clean_start, ends, closed, dir, ev);
-            dirs[dir].finish(&mut feed);
+            let http = &mut f.http;
+            f.dirs[dir].finish(&mut |ev| http.feed(dir, ev));
         }
-        f.http.finish();
+        f.http.parser.finish();
         self.totals.snaplen_cut_bytes += f.truncated[0] + f.truncated[1];
         let mut stats_flags = Vec::new();
         for d in &f.dirs {
@@ -253,82 +287,22 @@ impl FlowTable {
             if s.retransmitted_segments > 0 && !stats_flags.contains(&Flag::Retransmission) {
                 stats_flags.push(Flag::Retransmission);
             }
-            if s.midstream && !f.clean_start && !stats_flags.contains(&Flag::Midstream) {
+            if s.midstream && !f.http.clean_start && !stats_flags.contains(&Flag::Midstream) {
                 stats_flags.push(Flag::Midstream);
             }
         }
-        let client = f.client.unwrap_or(0);
-        let txs = f.http.take_transactions();
+        let client = f.http.client.unwrap_or(0);
+        let ends = f.http.ends;
+        let txs = f.http.parser.take_transactions();
         if !txs.is_empty() {
             self.totals.http_flows += 1;
         }
         for tx in txs {
-            let mut t = Transaction::from_http(tx, f.id, f.ends[client], f.ends[1 - client]);
+            let mut t = Transaction::from_http(tx, f.id, ends[client], ends[1 - client]);
             for fl in &stats_flags {
                 t.add_flag(*fl);
             }
             self.done.push(t);
-        }
-    }
-}
-
-fn side_of(client: Option<usize>, dir: usize) -> Option<Side> {
-    client.map(|c| if c == dir { Side::Client } else { Side::Server })
-}
-
-/// Routes one reassembled event of direction `dir` to the HTTP parser, deciding
-/// which end is the client on the first data if the handshake did not say.
-fn feed_http(
-    http: &mut http::Connection,
-    client: &mut Option<usize>,
-    syn_client: Option<usize>,
-    clean_start: &mut bool,
-    ends: &[SocketAddr; 2],
-    closed: &mut [bool; 2],
-    dir: usize,
-    ev: tcp::Event<'_>,
-) {
-    if client.is_none() {
-        match ev {
-            tcp::Event::Data { bytes, .. } => {
-                let request = http::looks_like_request(bytes);
-                let response = http::looks_like_response(bytes);
-                *clean_start = request || response;
-                *client = Some(if request {
-                    dir
-                } else if response {
-                    1 - dir
-                } else if let Some(c) = syn_client {
-                    c
-                } else {
-                    // No handshake, no recognisable start: the lower port serves.
-                    usize::from(ends[0].port() < ends[1].port())
-                });
-            }
-            tcp::Event::Gap { .. } => {
-                if syn_client.is_some() {
-                    *client = syn_client;
-                } else {
-                    return;
-                }
-            }
-            tcp::Event::Fin { .. } | tcp::Event::Rst { .. } => {
-                closed[dir] = true;
-                return;
-            }
-        }
-    }
-    let Some(side) = side_of(*client, dir) else {
-        return;
-    };
-    match ev {
-        tcp::Event::Data { bytes, ts_ns, .. } => {
-            http.data(side, bytes, ts_ns);
-        }
-        tcp::Event::Gap { len, .. } => http.gap(side, len),
-        tcp::Event::Fin { ts_ns } | tcp::Event::Rst { ts_ns } => {
-            closed[dir] = true;
-            http.close(side, ts_ns);
         }
     }
 }

@@ -9,7 +9,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match ev {
             Ok(Event::Packet(p)) => println!(
                 "packet if={} ts={} len={}/{} dir={:?} process={:?} comment={:?}",
-                p.interface_id, p.ts_ns, p.data.len(), p.orig_len, p.direction, p.process, p.comment
+                p.interface_id,
+                p.ts_ns,
+                p.data.len(),
+                p.orig_len,
+                p.direction,
+                p.process,
+                p.comment
             ),
             Ok(Event::Records(recs)) => recs.iter().for_each(|r| println!("record {r:?}")),
             Ok(other) => println!("{other:?}"),

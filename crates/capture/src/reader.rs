@@ -472,7 +472,7 @@ impl CaptureReader {
             let e = self.endian;
             let btype = e.u32(head);
             let len = e.u32(&head[4..]) as usize;
-            if len < 12 || len % 4 != 0 {
+            if len < 12 || !len.is_multiple_of(4) {
                 return Err(self.corrupt("block", format!("type {btype:#x} has length {len}")));
             }
             self.need("block", len)?;

@@ -178,8 +178,9 @@ impl<W: Write> CaptureWriter<W> {
         let b = self.block.start(BT_ISB);
         b.u32(s.interface_id).ts(s.ts_ns);
         for (code, value) in [
-            (ISB_STARTTIME, s.start_ns.map(|v| (v >> 32) | (v << 32))),
-            (ISB_ENDTIME, s.end_ns.map(|v| (v >> 32) | (v << 32))),
+            // Timestamp options are (high word, low word), like the EPB's.
+            (ISB_STARTTIME, s.start_ns.map(|v| v.rotate_left(32))),
+            (ISB_ENDTIME, s.end_ns.map(|v| v.rotate_left(32))),
             (ISB_IFRECV, s.if_recv),
             (ISB_IFDROP, s.if_drop),
             (ISB_FILTERACCEPT, s.filter_accept),
