@@ -224,6 +224,9 @@ impl FlowTable {
         }
         let flow = match self.flows.get_mut(&key) {
             Some(f) => f,
+            // Trailing ACKs, FINs and RSTs of a connection already finished (or never
+            // seen) carry nothing: they must not open a new one.
+            None if !m.syn && payload.is_empty() => return,
             None => {
                 let id = self.next_id;
                 self.next_id += self.stride;
@@ -250,6 +253,13 @@ impl FlowTable {
         };
         let http = &mut flow.http;
         flow.dirs[dir].segment(seg, &mut |ev| http.feed(dir, ev));
+        if m.truncated > 0 {
+            let cut_at = m
+                .seq
+                .wrapping_add(u32::from(m.syn))
+                .wrapping_add(payload.len() as u32);
+            flow.dirs[dir].lost(cut_at, m.truncated, m.ts_ns, &mut |ev| http.feed(dir, ev));
+        }
         if m.rst {
             http.closed = [true; 2];
         }

@@ -283,6 +283,21 @@ impl Reassembler {
         self.deliver_fin_if_ready(sink);
     }
 
+    /// Declares that `len` bytes starting at sequence `seq` were sent but not captured
+    /// (a snap length cut a segment's tail). If they are the next bytes due, a
+    /// [`Event::Gap`] is reported at once instead of waiting for the end of capture,
+    /// and buffered data after them is delivered; otherwise nothing happens (the hole
+    /// is reported when it would have been anyway).
+    pub fn lost(&mut self, seq: u32, len: u32, ts_ns: u64, sink: &mut impl FnMut(Event<'_>)) {
+        if self.closed || len == 0 || self.base.is_none() || self.offset_of(seq) != self.next as i64
+        {
+            return;
+        }
+        self.skip_to(self.next + u64::from(len), sink);
+        self.deliver(&[], ts_ns, sink);
+        self.deliver_fin_if_ready(sink);
+    }
+
     /// End of capture: delivers everything buffered (holes become gaps), then a pending FIN.
     pub fn finish(&mut self, sink: &mut impl FnMut(Event<'_>)) {
         if self.closed {

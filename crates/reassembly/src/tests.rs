@@ -482,3 +482,40 @@ fn throughput() {
     let secs = start.elapsed().as_secs_f64();
     println!("reassembly: {:.0} MB/s", total as f64 / secs / 1e6);
 }
+
+#[test]
+fn lost_tail_is_a_gap_at_once_and_later_data_flows() {
+    let mut r = Reassembler::default();
+    let mut ev = Vec::new();
+    let mut sink = |e: Event<'_>| ev.push(format!("{e:?}"));
+    r.segment(
+        Segment {
+            seq: 100,
+            syn: false,
+            fin: false,
+            rst: false,
+            payload: b"abc",
+            ts_ns: 1,
+        },
+        &mut sink,
+    );
+    // 5 bytes after "abc" were cut by the snap length.
+    r.lost(103, 5, 1, &mut sink);
+    r.segment(
+        Segment {
+            seq: 108,
+            syn: false,
+            fin: false,
+            rst: false,
+            payload: b"xyz",
+            ts_ns: 2,
+        },
+        &mut sink,
+    );
+    // A loss that is not next in line changes nothing now.
+    r.lost(5000, 3, 3, &mut sink);
+    assert_eq!(r.stats().gaps, 1);
+    assert_eq!(r.stats().gap_bytes, 5);
+    assert!(ev[1].starts_with("Gap { offset: 3, len: 5"), "{ev:?}");
+    assert!(ev[2].contains("offset: 8"), "{ev:?}");
+}
