@@ -5,7 +5,8 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use l7rec_analyzer::report::{self, Format};
+use l7rec_analyzer::report::{Format, Kind, ReportWriter};
+use l7rec_analyzer::AnalyzeError;
 
 use crate::cli::{AnalyzeArgs, ReportFormat};
 
@@ -29,42 +30,54 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             Some(before)
         })
         .collect();
+    let kind = if args.summary {
+        Kind::Summary
+    } else {
+        Kind::Transactions(match args.format {
+            ReportFormat::Table => Format::Table,
+            ReportFormat::Json => Format::Json,
+            ReportFormat::Csv => Format::Csv,
+            ReportFormat::Har => Format::Har,
+        })
+    };
     let opts = l7rec_analyzer::Options {
         threads: args.threads,
+        without_headers: kind != Kind::Transactions(Format::Har),
     };
-    let analysis = l7rec_analyzer::analyze(&args.files, &opts, &|file, bytes| {
-        if let Some(b) = &bar {
-            b.set_position(done_before[file] + bytes);
-        }
-    })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    for (path, err) in &analysis.read_errors {
-        eprintln!(
-            "l7rec: warning: {}: reading stopped early, analyzed what came before: {err}",
-            path.display()
-        );
-    }
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
-    let written = if args.summary {
-        report::write_summary(&analysis, &mut out)
-    } else {
-        let format = match args.format {
-            ReportFormat::Table => Format::Table,
-            ReportFormat::Json => Format::Json,
-            ReportFormat::Csv => Format::Csv,
-            ReportFormat::Har => Format::Har,
-        };
-        report::write_transactions(&analysis, format, &mut out)
-    };
-    match written.and_then(|()| out.flush()) {
+    let mut report = ReportWriter::new(kind, &mut out).context("writing the report")?;
+    let result = l7rec_analyzer::analyze_with(
+        &args.files,
+        &opts,
+        &|file, bytes| {
+            if let Some(b) = &bar {
+                b.set_position(done_before[file] + bytes);
+            }
+        },
+        &mut |batch| report.write(&batch),
+    );
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let outcome = match result {
         // A closed pipe (`| head`) is the reader's choice, not an error.
+        Err(AnalyzeError::Output { source }) if source.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(())
+        }
+        other => other?,
+    };
+    for (path, err) in &outcome.read_errors {
+        eprintln!(
+            "l7rec: warning: {}: reading stopped early, analyzed what came before: {err}",
+            path.display()
+        );
+    }
+    match report.finish(&outcome) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("writing the report"),
     }

@@ -11,6 +11,8 @@ use crate::transaction::{Flag, Transaction};
 /// A segment handed to a shard: addresses, TCP header bits and where its payload is.
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentMeta {
+    /// Packet number in the file (1-based, like tshark's frame numbers).
+    pub packet_no: u64,
     /// Capture timestamp.
     pub ts_ns: u64,
     /// Sender.
@@ -156,10 +158,10 @@ struct Flow {
 }
 
 impl Flow {
-    fn new(id: u64, src: SocketAddr, dst: SocketAddr, syn: bool, cfg: &tcp::Config) -> Self {
+    fn new(id: u64, src: SocketAddr, dst: SocketAddr, syn: bool, cfg: &Config) -> Self {
         Flow {
             id,
-            dirs: [Reassembler::new(*cfg), Reassembler::new(*cfg)],
+            dirs: [Reassembler::new(cfg.tcp), Reassembler::new(cfg.tcp)],
             http: HttpView {
                 ends: [src, dst],
                 client: None,
@@ -167,9 +169,9 @@ impl Flow {
                 clean_start: false,
                 // Without a handshake the first bytes may be the middle of a message.
                 parser: if syn {
-                    http::Connection::new()
+                    http::Connection::with_config(cfg.http)
                 } else {
-                    http::Connection::midstream()
+                    http::Connection::midstream_with_config(cfg.http)
                 },
                 closed: [false; 2],
             },
@@ -182,28 +184,37 @@ impl Flow {
     }
 }
 
+/// Limits and options of every connection of a table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Config {
+    /// Reassembly limits.
+    pub tcp: tcp::Config,
+    /// HTTP parsing limits and whether headers are kept.
+    pub http: http::Config,
+}
+
 /// The connections of one shard.
 pub struct FlowTable {
     flows: HashMap<FlowKey, Flow>,
-    cfg: tcp::Config,
-    next_id: u64,
-    /// Identifies this shard in flow ids (id = shard + n × shard count).
-    stride: u64,
+    cfg: Config,
     done: Vec<Transaction>,
     totals: FlowTotals,
 }
 
 impl FlowTable {
-    /// An empty table for shard `shard` of `shards`.
-    pub fn new(shard: usize, shards: usize) -> Self {
+    /// An empty table.
+    pub fn new(cfg: Config) -> Self {
         FlowTable {
             flows: HashMap::new(),
-            cfg: tcp::Config::default(),
-            next_id: shard as u64,
-            stride: shards as u64,
+            cfg,
             done: Vec::new(),
             totals: FlowTotals::default(),
         }
+    }
+
+    /// Transactions of connections that ended since the last call.
+    pub fn take_done(&mut self) -> Vec<Transaction> {
+        std::mem::take(&mut self.done)
     }
 
     /// Processes one segment whose payload is `payload`.
@@ -228,12 +239,10 @@ impl FlowTable {
             // seen) carry nothing: they must not open a new one.
             None if !m.syn && payload.is_empty() => return,
             None => {
-                let id = self.next_id;
-                self.next_id += self.stride;
                 self.totals.flows += 1;
                 self.flows
                     .entry(key)
-                    .or_insert_with(|| Flow::new(id, m.src, m.dst, m.syn, &self.cfg))
+                    .or_insert_with(|| Flow::new(m.packet_no, m.src, m.dst, m.syn, &self.cfg))
             }
         };
         let dir = usize::from(flow.http.ends[0] != m.src);

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use flows::FlowTotals;
-pub use pipeline::{ReadTotals, SkipCounts};
+pub use pipeline::{ReadTotals, Sink, SkipCounts};
 pub use transaction::{Flag, ProcessRef, Transaction};
 
 /// Why an analysis could not run.
@@ -43,6 +43,12 @@ pub enum AnalyzeError {
         /// The cause.
         source: l7rec_capture::ReadError,
     },
+    /// The sink (report output) failed.
+    #[error("writing the report: {source}")]
+    Output {
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The worker pool could not start.
     #[error("cannot start {threads} worker threads: {reason}")]
     Threads {
@@ -58,6 +64,9 @@ pub enum AnalyzeError {
 pub struct Options {
     /// Worker threads; `None` = one per core.
     pub threads: Option<usize>,
+    /// Skip keeping request and response headers (they are needed only for HAR);
+    /// parsing is then about twice as fast on small messages.
+    pub without_headers: bool,
 }
 
 /// Counters over all analyzed files.
@@ -69,23 +78,50 @@ pub struct Totals {
     pub flows: FlowTotals,
 }
 
-/// Everything an analysis found.
+/// Everything an analysis found, kept in memory (see [`analyze_with`] to stream).
 #[derive(Debug, Default)]
 pub struct Analysis {
     /// Transactions of all files, each file's sorted by start time.
     pub transactions: Vec<Transaction>,
+    /// Counters and read errors.
+    pub outcome: Outcome,
+}
+
+/// Counters of an analysis, and the files whose reading stopped early.
+#[derive(Debug, Default)]
+pub struct Outcome {
     /// Counters.
     pub totals: Totals,
     /// Files whose reading stopped early, with why (what preceded was analyzed).
     pub read_errors: Vec<(PathBuf, String)>,
 }
 
-/// Analyzes `files` in order. `on_progress(file_index, bytes_read)` reports progress.
+/// Analyzes `files` in order and keeps every transaction.
 pub fn analyze(
     files: &[impl AsRef<Path>],
     opts: &Options,
     on_progress: &(dyn Fn(usize, u64) + Sync),
 ) -> Result<Analysis, AnalyzeError> {
+    let mut transactions = Vec::new();
+    let outcome = analyze_with(files, opts, on_progress, &mut |batch| {
+        transactions.extend(batch);
+        Ok(())
+    })?;
+    Ok(Analysis {
+        transactions,
+        outcome,
+    })
+}
+
+/// Analyzes `files` in order, handing transactions to `sink` in batches as their
+/// connections end (each batch sorted by start time), so memory stays bounded
+/// however large the files are. `on_progress(file_index, bytes_read)` reports progress.
+pub fn analyze_with(
+    files: &[impl AsRef<Path>],
+    opts: &Options,
+    on_progress: &(dyn Fn(usize, u64) + Sync),
+    sink: &mut pipeline::Sink<'_>,
+) -> Result<Outcome, AnalyzeError> {
     let threads = opts.threads.unwrap_or(0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -95,16 +131,20 @@ pub fn analyze(
             threads,
             reason: e.to_string(),
         })?;
-    let mut all = Analysis::default();
+    let cfg = flows::Config {
+        http: l7rec_http::Config {
+            capture_headers: !opts.without_headers,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut all = Outcome::default();
     for (i, path) in files.iter().enumerate() {
         let path = path.as_ref();
-        let fa = pipeline::analyze_file(path, &pool, &|bytes| on_progress(i, bytes))?;
-        all.transactions
-            .extend(fa.transactions.into_iter().map(|mut t| {
-                // Flow ids stay unique across files.
-                t.flow_id += (i as u64) << 40;
-                t
-            }));
+        // Flow ids (first packet numbers) stay unique across files.
+        let base = (i as u64) << 40;
+        let fa =
+            pipeline::analyze_file(path, &pool, cfg, base, &|bytes| on_progress(i, bytes), sink)?;
         let r = &mut all.totals.read;
         r.packets += fa.read.packets;
         r.bytes += fa.read.bytes;

@@ -4,11 +4,13 @@
 //! decodes each frame down to TCP and appends the segment to the batch of the shard
 //! its connection hashes to. Full rounds of batches go through a bounded channel to
 //! the rayon pool, which runs the shards in parallel; a connection always lives in
-//! the same shard, so shards never share state. Memory is bounded by two rounds in
-//! flight plus the connections' own buffers.
+//! the same shard, so shards never share state. After each round, the transactions of
+//! connections that ended are attributed to processes, sorted by start time and handed
+//! to the caller's sink: memory is bounded by two rounds in flight plus the open
+//! connections' own buffers, whatever the size of the file.
 
 use std::fs::File;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,9 +23,12 @@ use rayon::prelude::*;
 
 use crate::attribution::Attribution;
 use crate::decode::{tcp_segment, Skip};
-use crate::flows::{FlowTable, FlowTotals, SegmentMeta};
+use crate::flows::{self, FlowTable, FlowTotals, SegmentMeta};
 use crate::transaction::Transaction;
 use crate::AnalyzeError;
+
+/// Receives transactions batch by batch, each batch sorted by start time.
+pub type Sink<'a> = dyn FnMut(Vec<Transaction>) -> io::Result<()> + 'a;
 
 /// Payload bytes per round before it is handed to the workers.
 const ROUND_BYTES: usize = 8 << 20;
@@ -36,6 +41,13 @@ const SHARDS_PER_THREAD: usize = 8;
 struct Batch {
     metas: Vec<SegmentMeta>,
     data: Vec<u8>,
+}
+
+/// What the reading thread hands over: segments per shard, and the metadata records
+/// read along with them (applied before the segments are processed).
+struct Round {
+    batches: Vec<Batch>,
+    records: Vec<Record>,
 }
 
 /// Counters of one file's reading.
@@ -70,10 +82,8 @@ pub struct SkipCounts {
     pub malformed: u64,
 }
 
-/// Result of analyzing one file.
+/// Counters of analyzing one file (its transactions went to the sink).
 pub struct FileAnalysis {
-    /// Transactions found, attributed to processes where the file says.
-    pub transactions: Vec<Transaction>,
     /// Reading counters.
     pub read: ReadTotals,
     /// Connection counters.
@@ -96,8 +106,11 @@ impl<R: Read> Read for CountingRead<R> {
     }
 }
 
+/// Deterministic hashing: the same file always spreads the same way.
+type ShardHasher = BuildHasherDefault<DefaultHasher>;
+
 /// Shard of a connection, the same for both directions.
-fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize, seed: &impl BuildHasher) -> usize {
+fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize, seed: &ShardHasher) -> usize {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let mut h = seed.build_hasher();
     std::hash::Hash::hash(&lo, &mut h);
@@ -105,11 +118,36 @@ fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize, seed: &impl BuildHasher
     (h.finish() % shards as u64) as usize
 }
 
-/// Analyzes one capture file on `pool`. `on_progress(bytes_read)` is called per round.
+/// Attributes, sorts and hands over a batch of finished transactions.
+fn deliver(
+    mut txs: Vec<Transaction>,
+    attribution: &Attribution,
+    flow_base: u64,
+    sink: &mut Sink<'_>,
+) -> io::Result<()> {
+    if txs.is_empty() {
+        return Ok(());
+    }
+    for t in &mut txs {
+        t.flow_id += flow_base;
+        if !attribution.is_empty() {
+            attribution.attribute(t);
+        }
+    }
+    txs.sort_by_key(|t| (t.ts_ns().unwrap_or(u64::MAX), t.flow_id));
+    sink(txs)
+}
+
+/// Analyzes one capture file on `pool`, handing transactions to `sink` as their
+/// connections end. Flow ids are offset by `flow_base`. `on_progress(bytes_read)` is
+/// called per round.
 pub fn analyze_file(
     path: &Path,
     pool: &rayon::ThreadPool,
+    cfg: flows::Config,
+    flow_base: u64,
     on_progress: &(dyn Fn(u64) + Sync),
+    sink: &mut Sink<'_>,
 ) -> Result<FileAnalysis, AnalyzeError> {
     let file = File::open(path).map_err(|e| AnalyzeError::Open {
         path: path.to_owned(),
@@ -125,47 +163,59 @@ pub fn analyze_file(
         source: e,
     })?;
     let shards = pool.current_num_threads().max(1) * SHARDS_PER_THREAD;
-    let (tx, rx) = sync_channel::<Vec<Batch>>(2);
+    let (tx, rx) = sync_channel::<Round>(2);
+    let output_error = |source| AnalyzeError::Output { source };
 
     std::thread::scope(|s| {
         let producer = s.spawn(move || read_rounds(reader, shards, tx));
-        let mut tables: Vec<FlowTable> = (0..shards).map(|i| FlowTable::new(i, shards)).collect();
+        let mut tables: Vec<FlowTable> = (0..shards).map(|_| FlowTable::new(cfg)).collect();
+        let mut attribution = Attribution::default();
+        let mut failed = None;
         for round in rx {
-            pool.install(|| {
+            for r in &round.records {
+                match r {
+                    Record::Process(p) => attribution.add_process(p),
+                    Record::Connection(c) => attribution.add_connection(c),
+                    _ => {}
+                }
+            }
+            let done: Vec<Transaction> = pool.install(|| {
                 tables
                     .par_iter_mut()
-                    .zip(round.into_par_iter())
-                    .for_each(|(table, batch)| {
+                    .zip(round.batches.into_par_iter())
+                    .flat_map_iter(|(table, batch)| {
                         for m in &batch.metas {
                             let (start, len) = (m.payload.0 as usize, m.payload.1 as usize);
                             table.segment(m, &batch.data[start..start + len]);
                         }
+                        table.take_done()
                     })
+                    .collect()
             });
             on_progress(count.load(Ordering::Relaxed));
+            if let Err(e) = deliver(done, &attribution, flow_base, sink) {
+                // Dropping the receiver stops the reader; report after it ends.
+                failed = Some(e);
+                break;
+            }
         }
-        let (read, attribution, read_error) = match producer.join() {
+        let (read, read_error) = match producer.join() {
             Ok(r) => r,
             Err(panic) => std::panic::resume_unwind(panic),
         };
+        if let Some(e) = failed {
+            return Err(output_error(e));
+        }
         let finished: Vec<(Vec<Transaction>, FlowTotals)> =
             pool.install(|| tables.into_par_iter().map(FlowTable::finish).collect());
         let mut flows = FlowTotals::default();
-        let mut transactions = Vec::new();
+        let mut rest = Vec::new();
         for (txs, t) in finished {
-            transactions.extend(txs);
+            rest.extend(txs);
             flows.add(&t);
         }
-        if !attribution.is_empty() {
-            pool.install(|| {
-                transactions
-                    .par_iter_mut()
-                    .for_each(|t| attribution.attribute(t))
-            });
-        }
-        transactions.par_sort_unstable_by_key(|t| (t.ts_ns().unwrap_or(u64::MAX), t.flow_id));
+        deliver(rest, &attribution, flow_base, sink).map_err(output_error)?;
         Ok(FileAnalysis {
-            transactions,
             read,
             flows,
             read_error,
@@ -177,12 +227,14 @@ pub fn analyze_file(
 fn read_rounds(
     mut reader: CaptureReader,
     shards: usize,
-    tx: std::sync::mpsc::SyncSender<Vec<Batch>>,
-) -> (ReadTotals, Attribution, Option<String>) {
+    tx: std::sync::mpsc::SyncSender<Round>,
+) -> (ReadTotals, Option<String>) {
     let mut totals = ReadTotals::default();
-    let mut attribution = Attribution::default();
-    let seed = std::hash::RandomState::new();
-    let new_round = || (0..shards).map(|_| Batch::default()).collect::<Vec<_>>();
+    let seed = ShardHasher::default();
+    let new_round = || Round {
+        batches: (0..shards).map(|_| Batch::default()).collect(),
+        records: Vec::new(),
+    };
     let mut round = new_round();
     let (mut round_bytes, mut round_segments) = (0usize, 0usize);
     let mut error = None;
@@ -205,10 +257,11 @@ fn read_rounds(
                         continue;
                     }
                 };
-                let batch = &mut round[shard_of(seg.src, seg.dst, shards, &seed)];
+                let batch = &mut round.batches[shard_of(seg.src, seg.dst, shards, &seed)];
                 let start = batch.data.len() as u32;
                 batch.data.extend_from_slice(seg.payload);
                 batch.metas.push(SegmentMeta {
+                    packet_no: totals.packets,
                     ts_ns: p.ts_ns,
                     src: seg.src,
                     dst: seg.dst,
@@ -222,7 +275,10 @@ fn read_rounds(
                 });
                 round_bytes += seg.payload.len();
                 round_segments += 1;
-                if round_bytes >= ROUND_BYTES || round_segments >= ROUND_SEGMENTS {
+                if round_bytes >= ROUND_BYTES
+                    || round_segments >= ROUND_SEGMENTS
+                    || round.records.len() >= ROUND_SEGMENTS
+                {
                     let full = std::mem::replace(&mut round, new_round());
                     if tx.send(full).is_err() {
                         break;
@@ -232,11 +288,10 @@ fn read_rounds(
                 }
             }
             Ok(Event::Records(records)) => {
-                for r in &records {
+                for r in records {
                     match r {
-                        Record::Process(p) => attribution.add_process(p),
-                        Record::Connection(c) => attribution.add_connection(c),
-                        Record::Stats(s) => totals.recorder_stats = Some(s.clone()),
+                        Record::Stats(s) => totals.recorder_stats = Some(s),
+                        r @ (Record::Process(_) | Record::Connection(_)) => round.records.push(r),
                         Record::Syscall(_) | Record::Unknown { .. } => {}
                     }
                 }
@@ -251,8 +306,8 @@ fn read_rounds(
     }
     totals.bytes = reader.offset();
     totals.isb_os_drops = isb_drops.values().sum();
-    if round_segments > 0 {
+    if round_segments > 0 || !round.records.is_empty() {
         let _ = tx.send(round);
     }
-    (totals, attribution, error)
+    (totals, error)
 }

@@ -131,7 +131,8 @@ fn l7rec_view(path: &Path) -> (BTreeMap<Conn, Vec<Exchange>>, String) {
         v.sort();
     }
     let mut json = Vec::new();
-    report::write_transactions(&a, report::Format::Json, &mut json).unwrap();
+    let kind = report::Kind::Transactions(report::Format::Json);
+    report::write_all(kind, &a.transactions, &a.outcome, &mut json).unwrap();
     (view, String::from_utf8(json).unwrap())
 }
 

@@ -198,7 +198,12 @@ impl Connection {
     /// A connection whose capture started mid-stream: both sides start by
     /// searching for a plausible message start instead of expecting one.
     pub fn midstream() -> Self {
-        let mut c = Self::new();
+        Self::midstream_with_config(Config::default())
+    }
+
+    /// [`Connection::midstream`] with explicit limits.
+    pub fn midstream_with_config(cfg: Config) -> Self {
+        let mut c = Self::with_config(cfg);
         c.client.state = State::Resync { line_start: true };
         c.server.state = State::Resync { line_start: true };
         c

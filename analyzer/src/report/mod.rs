@@ -1,0 +1,315 @@
+//! Writing transactions as a table, JSON lines, CSV or HAR, and the summary —
+//! streamed batch by batch, so reports of huge captures need little memory.
+
+mod har;
+mod summary;
+mod table;
+
+use std::io::{self, Write};
+
+/// Rows the table buffers before aligning and printing them.
+const TABLE_CHUNK: usize = 4096;
+
+use serde::Serialize;
+
+use crate::transaction::{ProcessRef, Transaction};
+use crate::Outcome;
+
+/// Output format of the transaction list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// One JSON object per line.
+    Json,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// HAR 1.2.
+    Har,
+}
+
+/// What a [`ReportWriter`] produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One row per transaction, in this format.
+    Transactions(Format),
+    /// Per-endpoint statistics and totals.
+    Summary,
+}
+
+enum State {
+    Plain(Format),
+    Table(table::Table),
+    Har { entries: usize },
+    Summary(Box<summary::Summary>),
+}
+
+/// Streams a report out: [`write`](Self::write) each batch of transactions, then
+/// [`finish`](Self::finish) once. JSON lines and CSV rows go out as they come; the
+/// table aligns chunks of rows on the widest cells seen so far; HAR entries go inside
+/// one document; the summary aggregates and prints at the end.
+pub struct ReportWriter<'w> {
+    out: &'w mut dyn Write,
+    state: State,
+}
+
+impl<'w> ReportWriter<'w> {
+    /// A writer of `kind` to `out`; writes any header right away.
+    pub fn new(kind: Kind, out: &'w mut dyn Write) -> io::Result<Self> {
+        let state = match kind {
+            Kind::Transactions(Format::Table) => State::Table(table::Table::default()),
+            Kind::Transactions(Format::Har) => {
+                har::begin(out)?;
+                State::Har { entries: 0 }
+            }
+            Kind::Transactions(Format::Csv) => {
+                writeln!(out, "{}", CSV_COLUMNS.join(","))?;
+                State::Plain(Format::Csv)
+            }
+            Kind::Transactions(f) => State::Plain(f),
+            Kind::Summary => State::Summary(Box::default()),
+        };
+        Ok(ReportWriter { out, state })
+    }
+
+    /// Writes (or aggregates) a batch of transactions.
+    pub fn write(&mut self, txs: &[Transaction]) -> io::Result<()> {
+        match &mut self.state {
+            State::Plain(Format::Json) => {
+                for t in txs {
+                    serde_json::to_writer(&mut *self.out, &json_row(t))?;
+                    self.out.write_all(b"\n")?;
+                }
+                Ok(())
+            }
+            State::Plain(_) => txs.iter().try_for_each(|t| write_csv_row(t, self.out)),
+            State::Table(table) => table.push(txs, self.out),
+            State::Har { entries } => {
+                for t in txs {
+                    har::entry(t, *entries > 0, self.out)?;
+                    *entries += 1;
+                }
+                Ok(())
+            }
+            State::Summary(s) => {
+                s.add(txs);
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the report (the summary needs the analysis' counters).
+    pub fn finish(self, outcome: &Outcome) -> io::Result<()> {
+        match self.state {
+            State::Plain(_) => Ok(()),
+            State::Table(table) => table.finish(self.out),
+            State::Har { .. } => har::end(self.out),
+            State::Summary(s) => s.write(outcome, self.out),
+        }?;
+        self.out.flush()
+    }
+}
+
+/// Writes `txs` as a complete report of `kind` (convenience for small inputs).
+pub fn write_all(
+    kind: Kind,
+    txs: &[Transaction],
+    outcome: &Outcome,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut w = ReportWriter::new(kind, out)?;
+    w.write(txs)?;
+    w.finish(outcome)
+}
+
+/// `2026-11-25T12:00:00.123456789Z` from ns since the Unix epoch.
+pub fn rfc3339_ns(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let (days, sod) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub(crate) fn ms(ns: Option<u64>) -> Option<f64> {
+    ns.map(|n| n as f64 / 1e6)
+}
+
+pub(crate) fn addr(a: std::net::SocketAddr) -> String {
+    a.to_string()
+}
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    ts: Option<String>,
+    client: String,
+    server: String,
+    method: Option<&'a str>,
+    host: Option<&'a str>,
+    uri: Option<&'a str>,
+    version: Option<&'a str>,
+    status: Option<u16>,
+    reason: Option<&'a str>,
+    req_body_bytes: Option<u64>,
+    resp_body_bytes: Option<u64>,
+    latency_ms: Option<f64>,
+    duration_ms: Option<f64>,
+    client_pid: Option<u32>,
+    client_comm: Option<&'a str>,
+    server_pid: Option<u32>,
+    server_comm: Option<&'a str>,
+    flags: Vec<&'static str>,
+}
+
+pub(crate) fn pid(p: &Option<ProcessRef>) -> Option<u32> {
+    p.as_ref().map(|p| p.pid)
+}
+
+pub(crate) fn comm(p: &Option<ProcessRef>) -> Option<&str> {
+    p.as_ref().and_then(|p| p.comm.as_deref())
+}
+
+fn json_row(t: &Transaction) -> JsonRow<'_> {
+    JsonRow {
+        ts: t.ts_ns().map(rfc3339_ns),
+        client: addr(t.client),
+        server: addr(t.server),
+        method: t.method.as_deref(),
+        host: t.host.as_deref(),
+        uri: t.uri.as_deref(),
+        version: t.version.as_deref(),
+        status: t.status,
+        reason: t.reason.as_deref(),
+        req_body_bytes: t.req_body_bytes,
+        resp_body_bytes: t.resp_body_bytes,
+        latency_ms: ms(t.latency_ns()),
+        duration_ms: ms(t.duration_ns()),
+        client_pid: pid(&t.client_process),
+        client_comm: comm(&t.client_process),
+        server_pid: pid(&t.server_process),
+        server_comm: comm(&t.server_process),
+        flags: t.flags.iter().map(|f| f.as_str()).collect(),
+    }
+}
+
+const CSV_COLUMNS: [&str; 18] = [
+    "ts",
+    "client",
+    "server",
+    "method",
+    "host",
+    "uri",
+    "version",
+    "status",
+    "reason",
+    "req_body_bytes",
+    "resp_body_bytes",
+    "latency_ms",
+    "duration_ms",
+    "client_pid",
+    "client_comm",
+    "server_pid",
+    "server_comm",
+    "flags",
+];
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+pub(crate) fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn write_csv_row(t: &Transaction, out: &mut dyn Write) -> io::Result<()> {
+    {
+        let r = json_row(t);
+        let fields = [
+            opt(r.ts),
+            r.client,
+            r.server,
+            opt(r.method),
+            opt(r.host),
+            opt(r.uri),
+            opt(r.version),
+            opt(r.status),
+            opt(r.reason),
+            opt(r.req_body_bytes),
+            opt(r.resp_body_bytes),
+            opt(r.latency_ms.map(|v| format!("{v:.3}"))),
+            opt(r.duration_ms.map(|v| format!("{v:.3}"))),
+            opt(r.client_pid),
+            opt(r.client_comm),
+            opt(r.server_pid),
+            opt(r.server_comm),
+            r.flags.join(" "),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        writeln!(out, "{}", line.join(","))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn proc_label(p: &Option<ProcessRef>) -> String {
+    match p {
+        Some(ProcessRef { pid, comm: Some(c) }) => format!("{c}[{pid}]"),
+        Some(ProcessRef { pid, comm: None }) => format!("[{pid}]"),
+        None => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_with_nanoseconds() {
+        assert_eq!(rfc3339_ns(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339_ns(1_764_072_000_123_456_789),
+            "2025-11-25T12:00:00.123456789Z"
+        );
+        assert_eq!(
+            rfc3339_ns(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+    }
+
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        use super::summary::percentile;
+        let v: Vec<u64> = (1..=100).map(|i| i * 1_000_000).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}
