@@ -16,7 +16,7 @@ type Exchange = (String, String, String);
 fn fixtures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let mut out = Vec::new();
-    for dir in ["http", "reader"] {
+    for dir in ["http", "l7rec", "reader"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
             continue;
         };
