@@ -109,12 +109,16 @@ fn tshark_view(path: &Path) -> BTreeMap<Conn, Vec<Exchange>> {
 
 /// l7rec's view, same shape, and the JSON lines report.
 fn l7rec_view(path: &Path) -> (BTreeMap<Conn, Vec<Exchange>>, String) {
-    let a = analyze(&[path], &Options { threads: Some(2) }, &|_, _| {}).unwrap();
+    let opts = Options {
+        threads: Some(2),
+        without_headers: true,
+    };
+    let a = analyze(&[path], &opts, &|_, _| {}).unwrap();
     assert!(
-        a.read_errors.is_empty(),
+        a.outcome.read_errors.is_empty(),
         "{}: {:?}",
         path.display(),
-        a.read_errors
+        a.outcome.read_errors
     );
     let mut view: BTreeMap<Conn, Vec<Exchange>> = BTreeMap::new();
     for t in &a.transactions {
