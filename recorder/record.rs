@@ -21,14 +21,17 @@ use crate::afpacket::{self, PacketSocket, RingConfig};
 use crate::bpf::{FilterConfig, LinkKind, SocketFilter};
 use crate::cli::RecordArgs;
 use crate::metadata::Metadata;
+use crate::redact::{self, Redactor};
 use crate::syscalls::{SyscallConfig, SyscallTracer};
 
 /// How often counters are written into the file and the status line refreshed.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait for packets when idle.
 const IDLE_POLL: Duration = Duration::from_millis(20);
-/// After the traced command exits, how long to keep collecting its last packets.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(300);
+/// After a stop is decided (signal, duration, end of the command), how long to keep
+/// reading: the kernel hands over a ring block only when it fills or after its retire
+/// timeout (50 ms), so stopping at once would silently lose the last packets.
+const DRAIN_ON_STOP: Duration = Duration::from_millis(300);
 /// Records buffered before they are written as one custom block.
 const RECORDS_PER_BLOCK: usize = 512;
 
@@ -138,6 +141,14 @@ pub fn run(args: RecordArgs) -> Result<()> {
             args.snaplen
         );
     }
+    // --- redaction (--redact): masked copies of frames, see redact.rs ---
+    let mut redactor = if args.redact || !args.redact_headers.is_empty() {
+        Some(Redactor::new(&args.redact_headers).map_err(|e| anyhow::anyhow!("--redact-header: {e}"))?)
+    } else {
+        None
+    };
+    let mut redact_scratch: Vec<u8> = Vec::new();
+    // --- end redaction ---
     let ifaces = select_interfaces(&args.interfaces)?;
     let file = create_output(&args.output)?;
 
@@ -228,7 +239,8 @@ pub fn run(args: RecordArgs) -> Result<()> {
             let linktype = c.iface.pcap_linktype();
             let loopback = c.loopback;
             let n = c.socket.process_ready(|p| {
-                if write_error.is_some() {
+                // After an error, or beyond -c, packets are not wanted.
+                if write_error.is_some() || args.count.is_some_and(|c| packets >= c) {
                     return;
                 }
                 // The kernel strips VLAN tags into the ring header: put them back.
@@ -246,6 +258,17 @@ pub fn run(args: RecordArgs) -> Result<()> {
                     }
                     _ => p.data,
                 };
+                // --- redaction (--redact): mask a copy, write the copy ---
+                let data = match (redactor.as_mut(), linktype) {
+                    (Some(r), Some(lt)) => {
+                        redact_scratch.clear();
+                        redact_scratch.extend_from_slice(data);
+                        r.redact_frame(lt, &mut redact_scratch);
+                        &redact_scratch[..]
+                    }
+                    _ => data,
+                };
+                // --- end redaction ---
                 let owner = owner_of(&meta, linktype, data);
                 let comment = owner.map(|o| format!("pid={} comm={}", o.pid, o.comm));
                 let out = PacketOut {
@@ -276,7 +299,12 @@ pub fn run(args: RecordArgs) -> Result<()> {
         }
         if let Some(t) = tracer.as_mut() {
             got += t
-                .poll(Duration::ZERO, &mut |ev| meta.event(ev))
+                .poll(Duration::ZERO, &mut |mut ev| {
+                    if redactor.is_some() {
+                        redact::mask_event(&mut ev); // --redact: command lines
+                    }
+                    meta.event(ev)
+                })
                 .context("reading syscall events")?;
         }
         if meta.pending_len() >= RECORDS_PER_BLOCK || (got == 0 && meta.pending_len() > 0) {
@@ -311,17 +339,16 @@ pub fn run(args: RecordArgs) -> Result<()> {
                 ));
             }
         }
-        // Decide whether to stop; after the command exits keep draining briefly.
+        // Decide whether to stop; then keep draining briefly.
         if let Some((until, _)) = &drain_until {
             if Instant::now() >= *until {
                 break Ok(drain_until.take().map(|(_, s)| s).unwrap_or(Stop::Count));
             }
         } else if let Some(stop) = should_stop(&args, started, packets, child.as_mut())? {
             match stop {
-                Stop::CommandExited(_) => {
-                    drain_until = Some((Instant::now() + DRAIN_AFTER_EXIT, stop));
-                }
-                other => break Ok(other),
+                // -c asks for exactly that many packets: the rest is not wanted.
+                Stop::Count => break Ok(Stop::Count),
+                other => drain_until = Some((Instant::now() + DRAIN_ON_STOP, other)),
             }
         }
         if got == 0 {
