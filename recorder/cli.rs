@@ -86,6 +86,19 @@ pub struct RecordArgs {
     /// Write plain pcapng instead of zstd-compressed.
     #[arg(long)]
     pub no_compress: bool,
+    /// Mask secrets before they reach the disk: the values of Authorization,
+    /// Proxy-Authorization, Cookie and Set-Cookie headers (and of every
+    /// --redact-header) are overwritten with '*' in the stored packets, byte for byte,
+    /// so lengths, TCP streams and HTTP framing stay intact (header names stay
+    /// readable). Follows TCP sequence numbers: headers split over packets are found;
+    /// when unsure (a gap, a connection already open) it masks more, never less.
+    /// Traced command lines keep only the program name and bare options.
+    #[arg(long)]
+    pub redact: bool,
+    /// Also mask the values of this HTTP header (case-insensitive; repeatable;
+    /// implies --redact).
+    #[arg(long = "redact-header", value_name = "NAME")]
+    pub redact_headers: Vec<String>,
     /// Run this command and stop recording when it exits.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -6,6 +6,7 @@ mod bpf;
 mod cli;
 mod metadata;
 mod record;
+mod redact;
 mod syscalls;
 
 use clap::Parser;
