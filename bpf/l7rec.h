@@ -123,7 +123,22 @@ struct l7_sys_event {
 	struct l7_sock_tuple sock;
 }; /* 120 bytes */
 
-/* kind L7_EV_PROC: sent before a process's first event, and again after it execs. */
+/* Process identity captured in the kernel, in the task's own context, so that it is
+ * right even when the process is gone (or a zombie) by the time user space reads /proc. */
+#define L7_CMDLINE_MAX 1024 /* bytes of mm->arg_start..arg_end kept */
+#define L7_EXE_BUF 512      /* exe path components, see struct l7_proc_event.exe */
+#define L7_EXE_NAME_MAX 256 /* one component incl. NUL (NAME_MAX + 1) */
+#define L7_EXE_DEPTH 24     /* dentries + mount crossings walked up from the exe */
+
+/* struct l7_proc_event.flags */
+enum l7_proc_flags {
+	L7_PROC_F_NO_MM = 1 << 0,         /* no mm (kernel thread, exiting): no cmdline, no exe */
+	L7_PROC_F_CMDLINE_FAULT = 1 << 1, /* cmdline could not be read (page not resident) */
+	L7_PROC_F_EXE_PARTIAL = 1 << 2,   /* exe walk stopped before the root: relative path */
+};
+
+/* kind L7_EV_PROC: sent before a process's first event, and again after it execs.
+ * Fixed size (bpf_ringbuf_reserve needs a constant); process events are rare. */
 struct l7_proc_event {
 	__u32 kind;
 	__u32 reason; /* enum l7_proc_reason */
@@ -133,7 +148,16 @@ struct l7_proc_event {
 	__u64 start_boottime; /* process start, ns since boot (CLOCK_BOOTTIME) */
 	char comm[16];        /* thread-group leader's comm */
 	__u32 netns;          /* task's network namespace inode */
+	__u32 flags;          /* enum l7_proc_flags */
+	__u32 cmdline_len;    /* mm->arg_end - mm->arg_start: the real length */
+	__u32 cmdline_copied; /* bytes of cmdline[] filled: < cmdline_len when cut, 0 on fault */
+	__u32 exe_len;        /* bytes of exe[] used */
 	__u32 pad0;
-}; /* 56 bytes */
+	char cmdline[L7_CMDLINE_MAX]; /* argv as NUL-terminated strings, back to back */
+	/* Executable path as dentry names, LEAF FIRST, each NUL-terminated
+	 * ("curl\0bin\0usr\0" = /usr/bin/curl), crossing mount points up to the root of the
+	 * task's mount namespace; the leaf (file name) is always first. */
+	char exe[L7_EXE_BUF];
+}; /* 1608 bytes */
 
 #endif /* L7REC_H */

@@ -10,7 +10,12 @@
  *
  * Kernel pointers are read with CO-RE (BPF_CORE_READ). The one direct load is the syscall
  * number in sys_exit (tp_btf's typed `regs` allows it): it runs for every syscall on the
- * host, so it avoids a helper call. */
+ * host, so it avoids a helper call.
+ *
+ * Process events carry the process's identity as the kernel sees it at that moment, read
+ * in the task's own context: argv (mm->arg_start..arg_end, first L7_CMDLINE_MAX bytes)
+ * and the executable's path rebuilt from mm->exe_file's dentries. User space cannot do
+ * this later for short-lived processes: they are gone, or zombies without an mm. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -351,30 +356,139 @@ static __always_inline bool flow_is_kept(const struct l7_sock_tuple *t)
 	return bpf_map_lookup_elem(&l7_flows, &key) != NULL;
 }
 
-/* Report a process the first time one of its events is sent, or when it execs. */
-static __always_inline void emit_proc(struct task_struct *task, __u32 tgid, __u32 reason)
+/* argv of the current task: the bytes of mm->arg_start..arg_end (what /proc/PID/cmdline
+ * shows), at most L7_CMDLINE_MAX of them. Runs in the task's own context, so its user
+ * memory is the one read. Non-sleepable: a page that is not resident cannot be faulted
+ * in, so on failure retry with what lies in the first page. */
+static __always_inline void read_cmdline(struct mm_struct *mm, struct l7_proc_event *e)
 {
+	unsigned long start = BPF_CORE_READ(mm, arg_start);
+	unsigned long end = BPF_CORE_READ(mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+	__u64 n;
+
+	e->cmdline_len = len > 0xffffffffULL ? 0xffffffff : (__u32)len;
+	n = len < L7_CMDLINE_MAX ? len : L7_CMDLINE_MAX;
+	barrier_var(n);
+	if (n == 0 || n > L7_CMDLINE_MAX)
+		return;
+	if (!bpf_probe_read_user(e->cmdline, n, (const void *)start)) {
+		e->cmdline_copied = n;
+		return;
+	}
+	n = 4096 - (start & 4095);
+	if (n > len)
+		n = len;
+	barrier_var(n);
+	if (n == 0 || n > L7_CMDLINE_MAX ||
+	    bpf_probe_read_user(e->cmdline, n, (const void *)start)) {
+		e->flags |= L7_PROC_F_CMDLINE_FAULT;
+		return;
+	}
+	e->cmdline_copied = n;
+}
+
+/* The executable's path, without bpf_d_path (not allowed from tp_btf): walk from
+ * mm->exe_file's dentry up through d_parent, crossing each mount point to its parent
+ * mount like the kernel's prepend_path(), and store the names leaf first. Stops at the
+ * root of the mount tree the file lives in (the task's mount namespace: a chroot is not
+ * honoured), after L7_EXE_DEPTH steps, or when the buffer is full (flag EXE_PARTIAL). */
+static __always_inline void read_exe(struct mm_struct *mm, struct l7_proc_event *e)
+{
+	struct file *exe = BPF_CORE_READ(mm, exe_file);
+	__u32 mnt_off = bpf_core_field_offset(struct mount, mnt);
+	struct dentry *dentry, *parent, *mnt_root;
+	struct mount *mnt, *mnt_parent;
+	struct vfsmount *vfsmnt;
+	bool complete = false;
+	__u64 off = 0; /* 64-bit: a 32-bit bound check is lost on zero-extension */
+
+	if (!exe) {
+		e->flags |= L7_PROC_F_EXE_PARTIAL;
+		return;
+	}
+	dentry = BPF_CORE_READ(exe, f_path.dentry);
+	vfsmnt = BPF_CORE_READ(exe, f_path.mnt);
+	mnt = (struct mount *)((void *)vfsmnt - mnt_off);
+	for (int i = 0; i < L7_EXE_DEPTH; i++) {
+		const unsigned char *name;
+		long n;
+
+		if (!dentry)
+			break;
+		mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+		parent = BPF_CORE_READ(dentry, d_parent);
+		if (dentry == mnt_root || dentry == parent) {
+			/* A filesystem root that is not its mount's root: unreachable (e.g. a
+			 * bind mount's source went away); what we have is all there is. */
+			if (dentry != mnt_root) {
+				complete = true;
+				break;
+			}
+			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (mnt_parent == mnt || !mnt_parent) {
+				complete = true; /* root of the mount tree */
+				break;
+			}
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+			vfsmnt = (struct vfsmount *)((void *)mnt + mnt_off);
+			continue;
+		}
+		barrier_var(off);
+		if (off > L7_EXE_BUF - L7_EXE_NAME_MAX)
+			break;
+		name = BPF_CORE_READ(dentry, d_name.name);
+		n = bpf_probe_read_kernel_str(&e->exe[off], L7_EXE_NAME_MAX, name);
+		if (n <= 0)
+			break;
+		off += n;
+		dentry = parent;
+	}
+	e->exe_len = (__u32)off;
+	if (!complete)
+		e->flags |= L7_PROC_F_EXE_PARTIAL;
+}
+
+/* Report the current process: the first time one of its events is sent, or when it
+ * execs. A global function, verified once rather than at every (inlined) call site. */
+__noinline int l7_emit_proc(__u32 reason)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 	struct l7_proc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct mm_struct *mm;
 
 	if (!e) {
 		count_drop();
-		return;
+		return 0;
 	}
 	e->kind = L7_EV_PROC;
 	e->reason = reason;
-	e->tgid = tgid;
+	e->tgid = bpf_get_current_pid_tgid() >> 32;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->ts = bpf_ktime_get_ns();
 	e->start_boottime = BPF_CORE_READ(leader, start_boottime);
 	if (bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), &leader->comm) < 0)
 		e->comm[0] = '\0';
 	e->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	e->flags = 0;
+	e->cmdline_len = 0;
+	e->cmdline_copied = 0;
+	e->exe_len = 0;
 	e->pad0 = 0;
+	mm = BPF_CORE_READ(task, mm);
+	if (mm) {
+		read_cmdline(mm, e);
+		read_exe(mm, e);
+	} else {
+		e->flags |= L7_PROC_F_NO_MM;
+	}
 	bpf_ringbuf_submit(e, 0);
+	return 0;
 }
 
-static __always_inline void maybe_emit_proc(struct task_struct *task, __u32 tgid)
+static __always_inline void maybe_emit_proc(__u32 tgid)
 {
 	__u8 one = 1;
 
@@ -383,7 +497,7 @@ static __always_inline void maybe_emit_proc(struct task_struct *task, __u32 tgid
 	/* NOEXIST: of two threads racing here, only one reports. */
 	if (bpf_map_update_elem(&procs_seen, &tgid, &one, BPF_NOEXIST))
 		return;
-	emit_proc(task, tgid, L7_PROC_FIRST_SEEN);
+	l7_emit_proc(L7_PROC_FIRST_SEEN);
 }
 
 static __always_inline void emit_sys(struct task_struct *task, __u64 pid_tgid, __u32 kind,
@@ -393,7 +507,7 @@ static __always_inline void emit_sys(struct task_struct *task, __u64 pid_tgid, _
 	__u32 tgid = pid_tgid >> 32;
 	struct l7_sys_event *e;
 
-	maybe_emit_proc(task, tgid);
+	maybe_emit_proc(tgid);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_drop();
@@ -556,7 +670,7 @@ int BPF_PROG(l7_proc_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		return 0;
 	if (!task_in_scope(task, tgid))
 		return 0;
-	emit_proc(task, tgid, L7_PROC_EXEC);
+	l7_emit_proc(L7_PROC_EXEC);
 	return 0;
 }
 

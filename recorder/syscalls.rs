@@ -3,8 +3,15 @@
 //! Loads `bpf/syscalls.bpf.c` (tp_btf `sys_enter`/`sys_exit` with a syscall-number switch,
 //! plus `sched_process_exec`/`sched_process_exit`; no tracefs needed), filters in the
 //! kernel to TCP sockets of tasks in one network namespace, and decodes the ringbuf
-//! records into [`SyscallEvent`]s. Process events are completed from `/proc/PID` as soon
-//! as they arrive, while the process most likely still exists.
+//! records into [`SyscallEvent`]s.
+//!
+//! Process identity (exe, cmdline) is captured twice. The kernel copies it in the task's
+//! own context when it sends the process event: up to 1 KiB of `mm->arg_start..arg_end`
+//! and the executable's path rebuilt from `mm->exe_file`'s dentries (see
+//! [`ProcessInfo::exe`] for its limits), so it is right even for a process that is gone
+//! or a zombie by the time user space reads `/proc`. When the event is decoded,
+//! `/proc/PID` is preferred if it still describes the same process (same start time and
+//! comm) and agrees with the kernel copy: it is untruncated and its exe path is exact.
 #![allow(dead_code)] // Wired into `record` by the integration step.
 
 use std::cell::{Cell, RefCell};
@@ -166,10 +173,20 @@ pub struct ProcessInfo {
     pub ppid: u32,
     /// Thread-group leader's comm.
     pub comm: String,
-    /// `/proc/PID/exe`; `None` if the process was already gone (or is a kernel thread).
+    /// The executable: `/proc/PID/exe` while the process still exists, else the path
+    /// the kernel rebuilt from the exe file's dentries at event time. That path crosses
+    /// mount points up to the root of the process's mount namespace (a chroot is not
+    /// honoured; a process in a container gets its container-side path); if the walk
+    /// was cut (very deep or long paths) it is relative, ending in the file name.
+    /// `None` for kernel threads or if neither source had it.
     pub exe: Option<PathBuf>,
-    /// `/proc/PID/cmdline` split at NULs; empty if the process was already gone.
+    /// Arguments split at NULs: `/proc/PID/cmdline` while the process exists and agrees
+    /// with the kernel's copy, else the kernel's copy (first 1 KiB, see
+    /// [`ProcessInfo::cmdline_truncated`]). Empty for kernel threads.
     pub cmdline: Vec<OsString>,
+    /// True if `cmdline` is the kernel's copy and the command line was longer (the
+    /// last argument is then cut short).
+    pub cmdline_truncated: bool,
     /// Process start, ns since the Unix epoch.
     pub start_ns: u64,
     /// Inode of the task's network namespace.
@@ -448,6 +465,8 @@ struct ClockOffsets {
     mono: i128,
     /// CLOCK_REALTIME - CLOCK_BOOTTIME (task->start_boottime).
     boot: i128,
+    /// USER_HZ (`sysconf(_SC_CLK_TCK)`), the unit of `/proc/PID/stat`'s start time.
+    clk_tck: u64,
 }
 
 impl ClockOffsets {
@@ -455,6 +474,11 @@ impl ClockOffsets {
         Ok(Self {
             mono: realtime_minus(libc::CLOCK_MONOTONIC)?,
             boot: realtime_minus(libc::CLOCK_BOOTTIME)?,
+            // SAFETY: sysconf has no preconditions.
+            clk_tck: u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+                .ok()
+                .filter(|&hz| hz > 0)
+                .unwrap_or(100),
         })
     }
 
@@ -516,6 +540,13 @@ const L7_ROLE_SERVER: u32 = 2;
 const L7_PROC_FIRST_SEEN: u32 = 1;
 const L7_PROC_EXEC: u32 = 2;
 
+const L7_CMDLINE_MAX: usize = 1024;
+const L7_EXE_BUF: usize = 512;
+
+const L7_PROC_F_NO_MM: u32 = 1 << 0;
+const L7_PROC_F_CMDLINE_FAULT: u32 = 1 << 1;
+const L7_PROC_F_EXE_PARTIAL: u32 = 1 << 2;
+
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
@@ -563,7 +594,13 @@ struct RawProcEvent {
     start_boottime: u64,
     comm: [u8; 16],
     netns: u32,
+    flags: u32,
+    cmdline_len: u32,
+    cmdline_copied: u32,
+    exe_len: u32,
     pad0: u32,
+    cmdline: [u8; L7_CMDLINE_MAX],
+    exe: [u8; L7_EXE_BUF],
 }
 
 // The C side documents these sizes; any drift breaks decoding, so fail the build.
@@ -576,10 +613,15 @@ const _: () = {
     assert!(offset_of!(RawSysEvent, tgid) == 40);
     assert!(offset_of!(RawSysEvent, comm) == 56);
     assert!(offset_of!(RawSysEvent, sock) == 72);
-    assert!(size_of::<RawProcEvent>() == 56);
+    assert!(size_of::<RawProcEvent>() == 1608);
     assert!(offset_of!(RawProcEvent, start_boottime) == 24);
     assert!(offset_of!(RawProcEvent, comm) == 32);
     assert!(offset_of!(RawProcEvent, netns) == 48);
+    assert!(offset_of!(RawProcEvent, flags) == 52);
+    assert!(offset_of!(RawProcEvent, cmdline_len) == 56);
+    assert!(offset_of!(RawProcEvent, exe_len) == 64);
+    assert!(offset_of!(RawProcEvent, cmdline) == 72);
+    assert!(offset_of!(RawProcEvent, exe) == 72 + L7_CMDLINE_MAX);
 };
 
 /// Plain-old-data record types: every bit pattern is a valid value.
@@ -682,25 +724,137 @@ fn decode_proc(raw: RawProcEvent, clocks: &ClockOffsets) -> Option<SyscallEvent>
         L7_PROC_EXEC => ProcessReason::Exec,
         _ => return None,
     };
+    let comm = c_string(&raw.comm);
+    let kernel = KernelIdentity::of(&raw);
     let proc_dir = PathBuf::from(format!("/proc/{}", raw.tgid));
+    let live = same_process(&proc_dir, &comm, raw.start_boottime, clocks.clk_tck);
+    let exe = live
+        .then(|| std::fs::read_link(proc_dir.join("exe")).ok())
+        .flatten()
+        .filter(|p| kernel.exe_agrees(p))
+        .or(kernel.exe);
+    // /proc reads the same bytes (arg_start..arg_end), untruncated; if they no longer
+    // start with what the kernel saw, the process rewrote its argv since: keep the
+    // kernel's copy, which is what it was when it made the traced call.
+    let proc_cmdline = live
+        .then(|| std::fs::read(proc_dir.join("cmdline")).ok())
+        .flatten()
+        .filter(|b| !b.is_empty() && b.starts_with(kernel.cmdline));
+    let (cmdline, cmdline_truncated) = match proc_cmdline {
+        Some(bytes) => (split_cmdline(&bytes), false),
+        None => (split_cmdline(kernel.cmdline), kernel.cmdline_truncated),
+    };
     Some(SyscallEvent::Process(ProcessInfo {
         pid: raw.tgid,
         ppid: raw.ppid,
-        comm: c_string(&raw.comm),
-        exe: std::fs::read_link(proc_dir.join("exe")).ok(),
-        cmdline: read_cmdline(&proc_dir.join("cmdline")),
+        comm,
+        exe,
+        cmdline,
+        cmdline_truncated,
         start_ns: clocks.boot_to_epoch(raw.start_boottime),
         netns: raw.netns,
         reason,
     }))
 }
 
-fn read_cmdline(path: &Path) -> Vec<OsString> {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(bytes) = std::fs::read(path) else {
-        return Vec::new();
+/// Identity the kernel captured in the process's own context.
+struct KernelIdentity<'a> {
+    /// The path rebuilt from dentry names; relative if the walk was cut.
+    exe: Option<PathBuf>,
+    /// The executable's file name (the leaf dentry), if captured.
+    exe_name: Option<&'a [u8]>,
+    /// Raw cmdline bytes as copied (NUL-separated).
+    cmdline: &'a [u8],
+    cmdline_truncated: bool,
+}
+
+impl<'a> KernelIdentity<'a> {
+    fn of(raw: &'a RawProcEvent) -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        let no_mm = raw.flags & L7_PROC_F_NO_MM != 0;
+        let copied = if no_mm || raw.flags & L7_PROC_F_CMDLINE_FAULT != 0 {
+            0
+        } else {
+            (raw.cmdline_copied as usize).min(L7_CMDLINE_MAX)
+        };
+        let exe_len = if no_mm {
+            0
+        } else {
+            (raw.exe_len as usize).min(L7_EXE_BUF)
+        };
+        // Leaf first, each name NUL-terminated; names are never empty.
+        let names: Vec<&[u8]> = raw.exe[..exe_len]
+            .split(|&b| b == 0)
+            .filter(|n| !n.is_empty())
+            .collect();
+        let exe = (!names.is_empty()).then(|| {
+            let mut path = if raw.flags & L7_PROC_F_EXE_PARTIAL != 0 {
+                PathBuf::new()
+            } else {
+                PathBuf::from("/")
+            };
+            for name in names.iter().rev() {
+                path.push(std::ffi::OsStr::from_bytes(name));
+            }
+            path
+        });
+        Self {
+            exe,
+            exe_name: names.first().copied(),
+            cmdline: &raw.cmdline[..copied],
+            cmdline_truncated: copied > 0 && (raw.cmdline_len as usize) > copied,
+        }
+    }
+
+    /// Does `/proc/PID/exe` name the file the kernel saw? (The process may have
+    /// replaced its image since the event.)
+    fn exe_agrees(&self, proc_exe: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Some(kernel_name) = self.exe_name else {
+            return true;
+        };
+        let Some(name) = proc_exe.file_name().map(|n| n.as_bytes()) else {
+            return false;
+        };
+        name == kernel_name || name.strip_suffix(b" (deleted)") == Some(kernel_name)
+    }
+}
+
+/// Is `/proc/PID` (still) the process the kernel reported: same start time (pids get
+/// reused) and same comm (it may have exec'd since; the start time survives exec)?
+fn same_process(proc_dir: &Path, comm: &str, start_boottime: u64, clk_tck: u64) -> bool {
+    let Ok(stat) = std::fs::read(proc_dir.join("stat")) else {
+        return false;
     };
-    let body = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+    let Some((stat_comm, start_ticks)) = parse_stat(&stat) else {
+        return false;
+    };
+    // The kernel's own conversion (nsec_to_clock_t), for USER_HZ dividing 1e9.
+    let ticks = start_boottime / (1_000_000_000 / clk_tck.clamp(1, 1_000_000_000));
+    stat_comm == comm.as_bytes() && ticks.abs_diff(start_ticks) <= 1
+}
+
+/// (comm, starttime) from `/proc/PID/stat`: comm is between the first '(' and the last
+/// ')' (it may contain both); starttime is field 22.
+fn parse_stat(stat: &[u8]) -> Option<(&[u8], u64)> {
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let comm = stat.get(open + 1..close)?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let start = rest.split_ascii_whitespace().nth(19)?.parse().ok()?;
+    Some((comm, start))
+}
+
+fn read_cmdline(path: &Path) -> Vec<OsString> {
+    std::fs::read(path)
+        .map(|b| split_cmdline(&b))
+        .unwrap_or_default()
+}
+
+/// NUL-separated arguments (one trailing NUL, if any, ends the last one).
+fn split_cmdline(bytes: &[u8]) -> Vec<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
     if body.is_empty() {
         return Vec::new();
     }
@@ -722,6 +876,7 @@ mod tests {
         ClockOffsets {
             mono: 1_000,
             boot: 2_000,
+            clk_tck: 100,
         }
     }
 
@@ -795,6 +950,150 @@ mod tests {
         assert!(decode(&sys_bytes(99, 5, AF_INET), &clocks()).is_none());
         assert!(decode(&sys_bytes(L7_EV_IO, 99, AF_INET), &clocks()).is_none());
         assert!(decode(&sys_bytes(L7_EV_IO, 5, 1), &clocks()).is_none());
+    }
+
+    /// A process event as the kernel would send it, for pid `tgid`.
+    fn proc_event(tgid: u32, comm: &str, exe_leaf_first: &[u8], cmdline: &[u8]) -> RawProcEvent {
+        let mut raw = RawProcEvent {
+            kind: L7_EV_PROC,
+            reason: L7_PROC_FIRST_SEEN,
+            tgid,
+            ppid: 1,
+            ts: 5,
+            start_boottime: 7_000_000_000,
+            comm: [0; 16],
+            netns: 4026531840,
+            flags: 0,
+            cmdline_len: u32::try_from(cmdline.len()).unwrap(),
+            cmdline_copied: u32::try_from(cmdline.len().min(L7_CMDLINE_MAX)).unwrap(),
+            exe_len: u32::try_from(exe_leaf_first.len()).unwrap(),
+            pad0: 0,
+            cmdline: [0xAA; L7_CMDLINE_MAX], // not zeroed by the kernel either
+            exe: [0xAA; L7_EXE_BUF],
+        };
+        raw.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+        let n = cmdline.len().min(L7_CMDLINE_MAX);
+        raw.cmdline[..n].copy_from_slice(&cmdline[..n]);
+        raw.exe[..exe_leaf_first.len()].copy_from_slice(exe_leaf_first);
+        raw
+    }
+
+    fn decode_raw_proc(raw: RawProcEvent) -> ProcessInfo {
+        let mut bytes = vec![0u8; size_of::<RawProcEvent>()];
+        // SAFETY: bytes has exactly size_of::<RawProcEvent>() bytes.
+        unsafe { std::ptr::write_unaligned(bytes.as_mut_ptr().cast::<RawProcEvent>(), raw) };
+        match decode(&bytes, &clocks()) {
+            Some(SyscallEvent::Process(p)) => p,
+            other => panic!("not a process event: {other:?}"),
+        }
+    }
+
+    /// Beyond pid_max (at most 2^22): never a live process.
+    const GONE_PID: u32 = 0x7fff_fff0;
+
+    #[test]
+    fn process_identity_from_kernel_when_gone() {
+        let raw = proc_event(
+            GONE_PID,
+            "curl",
+            b"curl\0bin\0usr\0",
+            b"curl\0-s\0\0http://x/\0",
+        );
+        let p = decode_raw_proc(raw);
+        assert_eq!(p.exe.as_deref(), Some(Path::new("/usr/bin/curl")));
+        assert_eq!(p.cmdline, ["curl", "-s", "", "http://x/"]);
+        assert!(!p.cmdline_truncated);
+        assert_eq!(p.comm, "curl");
+        assert_eq!(p.start_ns, 7_000_002_000);
+
+        // Walk cut short: a relative path that still ends in the file name.
+        let mut raw = proc_event(GONE_PID, "curl", b"curl\0bin\0", b"curl\0");
+        raw.flags = L7_PROC_F_EXE_PARTIAL;
+        assert_eq!(
+            decode_raw_proc(raw).exe.as_deref(),
+            Some(Path::new("bin/curl"))
+        );
+
+        // A file at the root of its mount tree.
+        let raw = proc_event(GONE_PID, "init", b"init\0", b"");
+        assert_eq!(
+            decode_raw_proc(raw).exe.as_deref(),
+            Some(Path::new("/init"))
+        );
+    }
+
+    #[test]
+    fn kernel_cmdline_truncation_and_faults() {
+        let long: Vec<u8> = [b"prog\0".as_slice(), &[b'a'; 3000], b"\0"].concat();
+        let p = decode_raw_proc(proc_event(GONE_PID, "prog", b"prog\0", &long));
+        assert!(p.cmdline_truncated);
+        assert_eq!(p.cmdline.len(), 2);
+        assert_eq!(p.cmdline[1].len(), L7_CMDLINE_MAX - 5);
+
+        let mut raw = proc_event(GONE_PID, "prog", b"prog\0", b"prog\0");
+        raw.flags = L7_PROC_F_CMDLINE_FAULT;
+        raw.cmdline_copied = 0;
+        let p = decode_raw_proc(raw);
+        assert!(p.cmdline.is_empty() && !p.cmdline_truncated);
+
+        // Kernel thread: nothing, whatever the buffers hold.
+        let mut raw = proc_event(GONE_PID, "kworker/0:1", b"x\0", b"x\0");
+        raw.flags = L7_PROC_F_NO_MM;
+        let p = decode_raw_proc(raw);
+        assert_eq!((p.exe, p.cmdline.len()), (None, 0));
+    }
+
+    /// This test process as the kernel would report it (start time from /proc).
+    fn own_event(comm: &str, exe_leaf_first: &[u8], cmdline: &[u8]) -> RawProcEvent {
+        let stat = std::fs::read("/proc/self/stat").unwrap();
+        let (_, ticks) = parse_stat(&stat).unwrap();
+        let hz = clocks().clk_tck;
+        let mut raw = proc_event(std::process::id(), comm, exe_leaf_first, cmdline);
+        raw.start_boottime = ticks * (1_000_000_000 / hz) + 1234;
+        raw
+    }
+
+    #[test]
+    fn prefers_proc_for_the_same_live_process() {
+        let stat = std::fs::read("/proc/self/stat").unwrap();
+        let (comm, _) = parse_stat(&stat).unwrap();
+        let comm = String::from_utf8(comm.to_vec()).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let leaf = exe.file_name().unwrap().to_string_lossy().into_owned();
+        let proc_cmdline = std::fs::read("/proc/self/cmdline").unwrap();
+        let first_arg = proc_cmdline.split(|&b| b == 0).next().unwrap().to_vec();
+        let leaf_nul = format!("{leaf}\0");
+
+        // Same process, consistent: /proc's exact path and full cmdline.
+        let kernel_cmd = [first_arg.as_slice(), b"\0"].concat();
+        let raw = own_event(&comm, leaf_nul.as_bytes(), &kernel_cmd);
+        let p = decode_raw_proc(raw);
+        assert_eq!(p.exe.as_deref(), Some(exe.as_path()));
+        assert_eq!(p.cmdline, split_cmdline(&proc_cmdline));
+
+        // Different start time (pid reuse): the kernel's values.
+        let mut raw = own_event(&comm, b"other\0", b"other\0");
+        raw.start_boottime += 10_000_000_000;
+        let p = decode_raw_proc(raw);
+        assert_eq!(p.exe.as_deref(), Some(Path::new("/other")));
+        assert_eq!(p.cmdline, ["other"]);
+
+        // Different comm (exec'd since the event): the kernel's values.
+        let p = decode_raw_proc(own_event("bash", b"bash\0bin\0", b"bash\0-c\0"));
+        assert_eq!(p.exe.as_deref(), Some(Path::new("/bin/bash")));
+        assert_eq!(p.cmdline, ["bash", "-c"]);
+
+        // Same process but argv rewritten / a different exe name: the kernel's values.
+        let p = decode_raw_proc(own_event(&comm, b"other\0", b"worker: idle\0"));
+        assert_eq!(p.exe.as_deref(), Some(Path::new("/other")));
+        assert_eq!(p.cmdline, ["worker: idle"]);
+    }
+
+    #[test]
+    fn stat_comm_may_hold_parentheses_and_spaces() {
+        let stat = b"42 (a) b (c) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
+        assert_eq!(parse_stat(stat), Some((b"a) b (c".as_slice(), 777)));
+        assert_eq!(parse_stat(b"42 (x"), None);
     }
 
     #[test]

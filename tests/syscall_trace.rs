@@ -1,6 +1,8 @@
 //! Real-kernel test of the syscall tracer (needs root): python3 http.server and curl in a
 //! network namespace made for the test are traced with correct pids, roles, 4-tuples
-//! and byte counts; a concurrent curl/server pair in the host namespace is not.
+//! and byte counts; a concurrent curl/server pair in the host namespace is not. Process
+//! identity (exe, cmdline) is right even for processes gone or zombies by the time their
+//! event is decoded.
 
 #[path = "../recorder/syscalls.rs"]
 mod syscalls;
@@ -351,6 +353,9 @@ fn traces_http_in_own_netns_only() {
     assert!(
         matches!(&procs[..], [first, exec]
             if first.comm == "bash" && first.reason == ProcessReason::FirstSeen
+            // bash's identity, even when decoded after the exec (same pid, same start)
+            && first.exe.as_deref().is_some_and(|e| e.ends_with("bash"))
+            && first.cmdline.first().is_some_and(|a| a == "/bin/bash")
             && exec.comm == "curl" && exec.reason == ProcessReason::Exec
             && exec.exe.as_deref() == Some(Path::new(CURL))
             && exec.start_ns == first.start_ns),
@@ -521,4 +526,257 @@ fn only_kept_flows_and_comm_filter() {
         .filter(|e| matches!(e, SyscallEvent::Process(p) if p.comm == "curl"))
         .count();
     assert_eq!(procs, 2, "one process event per curl");
+}
+
+/// The process event of `pid`, polling `tracer` until it arrives (or 10 s pass).
+fn poll_process(
+    tracer: &mut SyscallTracer,
+    events: &mut Vec<SyscallEvent>,
+    pid: u32,
+) -> ProcessInfo {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(p) = events.iter().find_map(|ev| match ev {
+            SyscallEvent::Process(p) if p.pid == pid => Some(p.clone()),
+            _ => None,
+        }) {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no process event for pid {pid}: {events:#?}"
+        );
+        tracer
+            .poll(Duration::from_millis(50), &mut |ev| events.push(ev))
+            .expect("poll");
+    }
+}
+
+fn os_args<I: IntoIterator<Item = S>, S: Into<OsString>>(args: I) -> Vec<OsString> {
+    args.into_iter().map(Into::into).collect()
+}
+
+/// Short-lived clients are gone (or zombies) by the time user space decodes their
+/// process event; exe and cmdline must then come from what the kernel captured in the
+/// process's own context.
+#[test]
+fn identity_of_processes_gone_before_decoding() {
+    if !is_root() {
+        eprintln!("skipping identity_of_processes_gone_before_decoding: needs root (BPF, netns)");
+        return;
+    }
+    for tool in [PYTHON, CURL, "/bin/sh"] {
+        assert!(Path::new(tool).exists(), "{tool} is needed for this test");
+    }
+    let ns = Netns::create(&format!("l7s-{}-g", std::process::id()));
+    let ns_ino = u32::try_from(ns.inode()).expect("32-bit netns inode");
+    let docroot = tempfile::tempdir().expect("tempdir");
+    std::fs::write(docroot.path().join("data.bin"), vec![b'x'; BODY_LEN]).expect("write body");
+    let (server, port) = start_http_server(ns.command(PYTHON), docroot.path());
+    let url = format!("http://127.0.0.1:{port}/data.bin");
+    let curl_exe = std::fs::canonicalize(CURL).expect("canonicalize curl");
+
+    let cfg = SyscallConfig {
+        netns_ino: Some(ns_ino),
+        comm: Some("curl".into()),
+        ..Default::default()
+    };
+    let mut tracer = SyscallTracer::start(cfg).expect("start tracer");
+    let mut events = Vec::new();
+
+    // 1. curl run to completion and reaped before the ringbuf is read. An argument
+    //    with spaces checks the split at NULs.
+    let args = os_args(["-s", "-o", "/dev/null", "-H", "X-Note: two words", &url]);
+    let out = ns.command(CURL).args(&args).output().expect("run curl");
+    assert!(out.status.success(), "curl failed");
+    // `ip netns exec` execs curl: the child's pid is curl's.
+    // (pid of a reaped child: from the tracer's events, matched by the unique header.)
+
+    // 2. sh that execs curl (the pid is sh's; only curl touched a socket), reaped.
+    let sh = ns
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(format!("exec {CURL} -s -o /dev/null {url}?via=sh"))
+        .spawn()
+        .expect("spawn sh");
+    let sh_pid = sh.id();
+    assert!(sh.wait_with_output().expect("wait sh").status.success());
+
+    // 3. A command line longer than the kernel keeps (1 KiB).
+    let long_url = format!("{url}?q={}", "a".repeat(2000));
+    let long = ns
+        .command(CURL)
+        .args(["-s", "-o", "/dev/null", &long_url])
+        .spawn()
+        .expect("spawn long curl");
+    let long_pid = long.id();
+    assert!(long.wait_with_output().expect("wait").status.success());
+
+    // 4. A zombie: exited but not reaped while its event is decoded (/proc/PID/stat
+    //    still exists and matches, but exe and cmdline are empty there).
+    let mut zombie = ns
+        .command(CURL)
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            &url,
+            "--next",
+            "-s",
+            "-o",
+            "/dev/null",
+        ])
+        .arg(format!("{url}?zombie"))
+        .spawn()
+        .expect("spawn zombie curl");
+    let zombie_pid = zombie.id();
+    // SAFETY: siginfo_t is plain data; waitid writes it. WNOWAIT leaves the child
+    // waitable (a zombie) until zombie.wait() below.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            zombie_pid,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    assert_eq!(rc, 0, "waitid: {}", std::io::Error::last_os_error());
+    let zombie_state = std::fs::read_to_string(format!("/proc/{zombie_pid}/stat"))
+        .expect("zombie's /proc/PID/stat");
+    assert!(
+        zombie_state.contains(") Z "),
+        "not a zombie: {zombie_state}"
+    );
+    assert!(std::fs::read_link(format!("/proc/{zombie_pid}/exe")).is_err());
+
+    // 5. An executable on another mount: a tmpfs in a private mount namespace, which
+    //    vanishes with it. The kernel's path walk must cross the mount point.
+    let mnt_dir = tempfile::tempdir().expect("tempdir");
+    let mnt_point = std::fs::canonicalize(mnt_dir.path())
+        .expect("canonicalize tempdir")
+        .join("m");
+    std::fs::create_dir(&mnt_point).expect("mkdir mount point");
+    let deep = mnt_point.join("a/b/c");
+    let mounted = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "/bin/sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs l7rec-test {m} && mkdir -p {d} && cp {CURL} {d}/curl && \
+             exec ip netns exec {ns} {d}/curl -s -o /dev/null {url}?mnt",
+            m = mnt_point.display(),
+            d = deep.display(),
+            ns = ns.name(),
+        ))
+        .spawn()
+        .expect("spawn unshare");
+    // unshare, sh and ip all exec: the pid ends up curl's.
+    let mounted_pid = mounted.id();
+    assert!(mounted.wait_with_output().expect("wait").status.success());
+    assert!(
+        !deep.exists(),
+        "the tmpfs leaked into the host mount namespace"
+    );
+
+    // Only now read the ringbuf.
+    for pid in [sh_pid, long_pid, mounted_pid] {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} still (or again) exists"
+        );
+    }
+    let zombie_info = poll_process(&mut tracer, &mut events, zombie_pid);
+    let sh_info = poll_process(&mut tracer, &mut events, sh_pid);
+    let long_info = poll_process(&mut tracer, &mut events, long_pid);
+    let mounted_info = poll_process(&mut tracer, &mut events, mounted_pid);
+    zombie.wait().expect("reap zombie");
+    // The first curl: the only process event whose cmdline carries the header.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let direct = loop {
+        let found = events.iter().find_map(|ev| match ev {
+            SyscallEvent::Process(p) if p.cmdline.iter().any(|a| a == "X-Note: two words") => {
+                Some(p.clone())
+            }
+            _ => None,
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no event for the first curl: {events:#?}"
+        );
+        tracer
+            .poll(Duration::from_millis(50), &mut |ev| events.push(ev))
+            .expect("poll");
+    };
+    assert_eq!(tracer.drops(), 0, "ringbuf drops");
+    assert_eq!(tracer.malformed(), 0, "undecodable records");
+    drop(server);
+    if std::env::var_os("L7_DUMP").is_some() {
+        for p in [&direct, &sh_info, &long_info, &zombie_info, &mounted_info] {
+            eprintln!("{p:?}");
+        }
+    }
+
+    let mut expect_direct = os_args([CURL]);
+    expect_direct.extend(args);
+    let expect_sh = os_args([CURL, "-s", "-o", "/dev/null", &format!("{url}?via=sh")]);
+    let expect_zombie = os_args([
+        CURL,
+        "-s",
+        "-o",
+        "/dev/null",
+        &url,
+        "--next",
+        "-s",
+        "-o",
+        "/dev/null",
+        &format!("{url}?zombie"),
+    ]);
+    for (p, cmdline) in [
+        (&direct, &expect_direct),
+        (&sh_info, &expect_sh),
+        (&zombie_info, &expect_zombie),
+    ] {
+        assert_eq!(p.comm, "curl", "{p:?}");
+        assert_eq!(p.netns, ns_ino, "{p:?}");
+        assert!(
+            p.exe.as_deref().is_some_and(|e| e.ends_with("curl")),
+            "exe: {p:?}"
+        );
+        assert_eq!(p.exe.as_deref(), Some(curl_exe.as_path()), "{p:?}");
+        assert_eq!(&p.cmdline, cmdline, "{p:?}");
+        assert!(!p.cmdline_truncated, "{p:?}");
+    }
+    assert_eq!(sh_info.reason, ProcessReason::FirstSeen);
+
+    let on_tmpfs = deep.join("curl");
+    assert_eq!(
+        mounted_info.exe.as_deref(),
+        Some(on_tmpfs.as_path()),
+        "{mounted_info:?}"
+    );
+    assert_eq!(
+        mounted_info.cmdline,
+        os_args([
+            on_tmpfs.as_os_str(),
+            "-s".as_ref(),
+            "-o".as_ref(),
+            "/dev/null".as_ref(),
+            format!("{url}?mnt").as_ref(),
+        ])
+    );
+
+    // The long one: the first 1 KiB, marked as cut.
+    assert_eq!(long_info.exe.as_deref(), Some(curl_exe.as_path()));
+    assert!(long_info.cmdline_truncated, "{long_info:?}");
+    let full = [CURL, "-s", "-o", "/dev/null", &long_url].join("\0");
+    let got: Vec<String> = long_info
+        .cmdline
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let got = got.join("\0");
+    assert_eq!(got.len(), 1024, "kept bytes");
+    assert!(full.starts_with(&got), "not a prefix: {got:?}");
 }
