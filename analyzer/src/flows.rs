@@ -92,9 +92,6 @@ struct HttpView {
     client: Option<usize>,
     /// Client according to the handshake, if it was captured.
     syn_client: Option<usize>,
-    /// The first data seen was a message start: nothing before it was lost, even
-    /// without a handshake (l7rec's filter keeps flows from their first message on).
-    clean_start: bool,
     parser: http::Connection,
     closed: [bool; 2],
 }
@@ -111,12 +108,9 @@ impl HttpView {
         if self.client.is_none() {
             match ev {
                 tcp::Event::Data { bytes, .. } => {
-                    let request = http::looks_like_request(bytes);
-                    let response = http::looks_like_response(bytes);
-                    self.clean_start = request || response;
-                    self.client = Some(if request {
+                    self.client = Some(if http::looks_like_request(bytes) {
                         dir
-                    } else if response {
+                    } else if http::looks_like_response(bytes) {
                         1 - dir
                     } else if let Some(c) = self.syn_client {
                         c
@@ -166,7 +160,6 @@ impl Flow {
                 ends: [src, dst],
                 client: None,
                 syn_client: None,
-                clean_start: false,
                 // Without a handshake the first bytes may be the middle of a message.
                 parser: if syn {
                     http::Connection::with_config(cfg.http)
@@ -306,7 +299,7 @@ impl FlowTable {
             if s.retransmitted_segments > 0 && !stats_flags.contains(&Flag::Retransmission) {
                 stats_flags.push(Flag::Retransmission);
             }
-            if s.midstream && !f.http.clean_start && !stats_flags.contains(&Flag::Midstream) {
+            if s.midstream && !stats_flags.contains(&Flag::Midstream) {
                 stats_flags.push(Flag::Midstream);
             }
         }
