@@ -420,9 +420,10 @@ int l7_sockfilter(struct __sk_buff *skb)
 		return l7_keep(skb, f);
 	}
 
-	/* With --port, the handshake of candidate flows is kept so the analyzer
-	 * sees the initial sequence numbers. */
-	if (l7_nports && (fl & L7_TCP_SYN))
+	/* Handshakes of candidate flows go to user space, which writes them only
+	 * for flows that turn out to be HTTP (the classification comes later, with
+	 * the first payload): the capture then has the initial sequence numbers. */
+	if ((fl & L7_TCP_SYN) && !p.payload_len)
 		return l7_keep(skb, NULL);
 	return 0;
 }

@@ -4,6 +4,8 @@ mod afpacket;
 mod analyze;
 mod bpf;
 mod cli;
+mod frames;
+mod handshakes;
 mod metadata;
 mod record;
 mod redact;

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use l7rec_capture::{
-    CaptureWriter, Compression, Direction, Interface, InterfaceStats, PacketOut, Record,
-    RecorderStats, SourceStats, WriterOptions,
+    CaptureWriter, Compression, Interface, InterfaceStats, Record, RecorderStats, SourceStats,
+    WriterOptions,
 };
 
 use crate::afpacket::{self, PacketSocket, RingConfig};
 use crate::bpf::{FilterConfig, LinkKind, SocketFilter};
 use crate::cli::RecordArgs;
+use crate::frames::{Frames, Source};
 use crate::metadata::Metadata;
 use crate::redact::{self, Redactor};
 use crate::syscalls::{SyscallConfig, SyscallTracer};
@@ -141,14 +142,17 @@ pub fn run(args: RecordArgs) -> Result<()> {
             args.snaplen
         );
     }
-    // --- redaction (--redact): masked copies of frames, see redact.rs ---
-    let mut redactor = if args.redact || !args.redact_headers.is_empty() {
-        Some(Redactor::new(&args.redact_headers).map_err(|e| anyhow::anyhow!("--redact-header: {e}"))?)
+    // Checked before anything is created, so a bad name leaves nothing behind.
+    let redactor = if args.redact || !args.redact_headers.is_empty() {
+        Some(
+            Redactor::new(&args.redact_headers)
+                .map_err(|e| anyhow::anyhow!("--redact-header: {e}"))?,
+        )
     } else {
         None
     };
-    let mut redact_scratch: Vec<u8> = Vec::new();
-    // --- end redaction ---
+    let redact_cmdlines = redactor.is_some();
+    let mut frames = Frames::new(redactor, args.all_tcp, args.count);
     let ifaces = select_interfaces(&args.interfaces)?;
     let file = create_output(&args.output)?;
 
@@ -226,82 +230,29 @@ pub fn run(args: RecordArgs) -> Result<()> {
     let start_ns = now_ns();
     let status = status_line();
     let mut meta = Metadata::default();
-    let mut packets = 0u64;
-    let mut packet_bytes = 0u64;
     let mut last_stats = Instant::now();
     let mut drain_until: Option<(Instant, Stop)> = None;
-
-    let mut write_error: Option<io::Error> = None;
 
     let stop = loop {
         let mut got = 0usize;
         for (id, c) in captures.iter_mut().enumerate() {
-            let linktype = c.iface.pcap_linktype();
-            let loopback = c.loopback;
-            let n = c.socket.process_ready(|p| {
-                // After an error, or beyond -c, packets are not wanted.
-                if write_error.is_some() || args.count.is_some_and(|c| packets >= c) {
-                    return;
-                }
-                // The kernel strips VLAN tags into the ring header: put them back.
-                let tagged;
-                let data = match p.vlan {
-                    Some(tag) if p.data.len() >= 12 => {
-                        tagged = [
-                            &p.data[..12],
-                            &tag.tpid.to_be_bytes(),
-                            &tag.tci.to_be_bytes(),
-                            &p.data[12..],
-                        ]
-                        .concat();
-                        &tagged[..]
-                    }
-                    _ => p.data,
-                };
-                // --- redaction (--redact): mask a copy, write the copy ---
-                let data = match (redactor.as_mut(), linktype) {
-                    (Some(r), Some(lt)) => {
-                        redact_scratch.clear();
-                        redact_scratch.extend_from_slice(data);
-                        r.redact_frame(lt, &mut redact_scratch);
-                        &redact_scratch[..]
-                    }
-                    _ => data,
-                };
-                // --- end redaction ---
-                let owner = owner_of(&meta, linktype, data);
-                let comment = owner.map(|o| format!("pid={} comm={}", o.pid, o.comm));
-                let out = PacketOut {
-                    interface_id: id as u32,
-                    ts_ns: p.ts_ns,
-                    data,
-                    orig_len: p.orig_len + (data.len() - p.data.len()) as u32,
-                    direction: if loopback {
-                        Direction::Unknown
-                    } else if p.pkt_type == libc::PACKET_OUTGOING {
-                        Direction::Outbound
-                    } else {
-                        Direction::Inbound
-                    },
-                    process: owner.map(|o| (o.pid, o.tid)),
-                    comment: comment.as_deref(),
-                };
-                match writer.write_packet(&out) {
-                    Ok(()) => {
-                        packets += 1;
-                        packet_bytes += data.len() as u64;
-                    }
-                    Err(e) => write_error = Some(e),
-                }
-            });
+            let src = Source {
+                interface_id: id as u32,
+                linktype: c.iface.pcap_linktype(),
+                loopback: c.loopback,
+            };
+            let n = c
+                .socket
+                .process_ready(|p| frames.frame(&mut writer, &meta, src, p));
             c.written += n as u64;
             got += n;
         }
         if let Some(t) = tracer.as_mut() {
             got += t
                 .poll(Duration::ZERO, &mut |mut ev| {
-                    if redactor.is_some() {
-                        redact::mask_event(&mut ev); // --redact: command lines
+                    if redact_cmdlines {
+                        // Arguments hold tokens too (curl -H 'Authorization: ...').
+                        redact::mask_event(&mut ev);
                     }
                     meta.event(ev)
                 })
@@ -309,15 +260,16 @@ pub fn run(args: RecordArgs) -> Result<()> {
         }
         if meta.pending_len() >= RECORDS_PER_BLOCK || (got == 0 && meta.pending_len() > 0) {
             if let Err(e) = writer.write_records(&meta.take_records()) {
-                write_error.get_or_insert(e);
+                frames.written.error.get_or_insert(e);
             }
         }
-        if let Some(e) = write_error.take() {
+        if let Some(e) = frames.written.error.take() {
             break Err(e);
         }
         if last_stats.elapsed() >= STATS_EVERY {
             last_stats = Instant::now();
             meta.expire();
+            frames.expire();
             if let Err(e) = write_stats(
                 &mut writer,
                 &mut captures,
@@ -332,7 +284,8 @@ pub fn run(args: RecordArgs) -> Result<()> {
             }
             if let Some(bar) = &status {
                 bar.set_message(format!(
-                    "{packets} packets, {} flows, {} syscall events, {} written",
+                    "{} packets, {} flows, {} syscall events, {} written",
+                    frames.written.packets,
                     filter.counters().map_or(0, |c| c.flows_classified),
                     meta.events,
                     human_bytes(file_len(&args.output)),
@@ -344,7 +297,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
             if Instant::now() >= *until {
                 break Ok(drain_until.take().map(|(_, s)| s).unwrap_or(Stop::Count));
             }
-        } else if let Some(stop) = should_stop(&args, started, packets, child.as_mut())? {
+        } else if let Some(stop) = should_stop(&args, started, &frames, child.as_mut())? {
             match stop {
                 // -c asks for exactly that many packets: the rest is not wanted.
                 Stop::Count => break Ok(Stop::Count),
@@ -388,8 +341,8 @@ pub fn run(args: RecordArgs) -> Result<()> {
     let syscall_drops = tracer.as_ref().map_or(0, |t| t.drops());
     eprintln!(
         "l7rec: {} packets ({}), {} HTTP flows, {} syscall events, drops: {} packets, {} syscall events; {} written to {} in {:.1}s",
-        packets,
-        human_bytes(packet_bytes),
+        frames.written.packets,
+        human_bytes(frames.written.bytes),
         counters.flows_classified,
         meta.events,
         ring_drops,
@@ -419,16 +372,6 @@ pub fn run(args: RecordArgs) -> Result<()> {
         _ => {}
     }
     Ok(())
-}
-
-/// The process owning the connection of a captured frame, if known.
-fn owner_of<'m>(
-    meta: &'m Metadata,
-    linktype: Option<u16>,
-    frame: &[u8],
-) -> Option<&'m crate::metadata::Owner> {
-    let seg = l7rec_analyzer::decode::tcp_segment(linktype?, frame).ok()?;
-    meta.packet_owner(seg.src, seg.dst)
 }
 
 /// Interface statistics blocks and a recorder statistics record.
@@ -481,7 +424,7 @@ fn write_stats(
 fn should_stop(
     args: &RecordArgs,
     started: Instant,
-    packets: u64,
+    frames: &Frames,
     child: Option<&mut Child>,
 ) -> Result<Option<Stop>> {
     let sig = STOP_SIGNAL.load(Ordering::Relaxed);
@@ -491,7 +434,7 @@ fn should_stop(
     if args.duration.is_some_and(|d| started.elapsed() >= d) {
         return Ok(Some(Stop::Duration));
     }
-    if args.count.is_some_and(|c| packets >= c) {
+    if frames.limit_reached() {
         return Ok(Some(Stop::Count));
     }
     if let Some(child) = child {
