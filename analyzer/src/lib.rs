@@ -122,9 +122,15 @@ pub fn analyze_with(
     on_progress: &(dyn Fn(usize, u64) + Sync),
     sink: &mut pipeline::Sink<'_>,
 ) -> Result<Outcome, AnalyzeError> {
-    let threads = opts.threads.unwrap_or(0);
+    let threads = match opts.threads {
+        Some(n) => n.max(1),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // One thread reads; the others process connections. With one thread in all,
+    // reading and processing take turns on it.
+    let inline = threads == 1;
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
+        .num_threads(threads.saturating_sub(1).max(1))
         .thread_name(|i| format!("l7rec-analyze-{i}"))
         .build()
         .map_err(|e| AnalyzeError::Threads {
@@ -143,8 +149,15 @@ pub fn analyze_with(
         let path = path.as_ref();
         // Flow ids (first packet numbers) stay unique across files.
         let base = (i as u64) << 40;
-        let fa =
-            pipeline::analyze_file(path, &pool, cfg, base, &|bytes| on_progress(i, bytes), sink)?;
+        let fa = pipeline::analyze_file(
+            path,
+            &pool,
+            inline,
+            cfg,
+            base,
+            &|bytes| on_progress(i, bytes),
+            sink,
+        )?;
         let r = &mut all.totals.read;
         r.packets += fa.read.packets;
         r.bytes += fa.read.bytes;

@@ -10,7 +10,6 @@
 //! connections' own buffers, whatever the size of the file.
 
 use std::fs::File;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -106,16 +105,28 @@ impl<R: Read> Read for CountingRead<R> {
     }
 }
 
-/// Deterministic hashing: the same file always spreads the same way.
-type ShardHasher = BuildHasherDefault<DefaultHasher>;
+/// Shard hashing state (none needed: the mix below is fixed, so the same file always
+/// spreads the same way).
+#[derive(Default)]
+struct ShardHasher;
 
-/// Shard of a connection, the same for both directions.
-fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize, seed: &ShardHasher) -> usize {
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let mut h = seed.build_hasher();
-    std::hash::Hash::hash(&lo, &mut h);
-    std::hash::Hash::hash(&hi, &mut h);
-    (h.finish() % shards as u64) as usize
+/// Shard of a connection, the same for both directions. Runs once per packet on the
+/// reading thread, so it is a cheap symmetric mix rather than SipHash.
+fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize, _: &ShardHasher) -> usize {
+    fn fold(s: SocketAddr) -> u64 {
+        let ip = match s.ip() {
+            std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
+            std::net::IpAddr::V6(v6) => {
+                let x = u128::from(v6);
+                (x as u64) ^ ((x >> 64) as u64)
+            }
+        };
+        (ip << 16) ^ u64::from(s.port())
+    }
+    // Symmetric: both directions give the same value.
+    let x = fold(a).wrapping_add(fold(b)) ^ (fold(a) ^ fold(b)).rotate_left(29);
+    let h = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((h >> 32) % shards as u64) as usize
 }
 
 /// Attributes, sorts and hands over a batch of finished transactions.
@@ -139,11 +150,15 @@ fn deliver(
 }
 
 /// Analyzes one capture file on `pool`, handing transactions to `sink` as their
-/// connections end. Flow ids are offset by `flow_base`. `on_progress(bytes_read)` is
-/// called per round.
+/// connections end. Flow ids are offset by `flow_base`. With `inline`, reading runs on
+/// the calling thread between rounds (a truly single-threaded analysis); otherwise a
+/// reading thread fills rounds while the pool processes the previous one.
+/// `on_progress(bytes_read)` is called per round.
+#[allow(clippy::too_many_arguments)]
 pub fn analyze_file(
     path: &Path,
     pool: &rayon::ThreadPool,
+    inline: bool,
     cfg: flows::Config,
     flow_base: u64,
     on_progress: &(dyn Fn(u64) + Sync),
@@ -163,151 +178,232 @@ pub fn analyze_file(
         source: e,
     })?;
     let shards = pool.current_num_threads().max(1) * SHARDS_PER_THREAD;
-    let (tx, rx) = sync_channel::<Round>(2);
-    let output_error = |source| AnalyzeError::Output { source };
+    let mut rounds = RoundReader::new(reader, shards);
+    let mut work = Work {
+        tables: (0..shards).map(|_| FlowTable::new(cfg)).collect(),
+        attribution: Attribution::default(),
+        pool,
+        flow_base,
+    };
+    let progress = || on_progress(count.load(Ordering::Relaxed));
 
-    std::thread::scope(|s| {
-        let producer = s.spawn(move || read_rounds(reader, shards, tx));
-        let mut tables: Vec<FlowTable> = (0..shards).map(|_| FlowTable::new(cfg)).collect();
-        let mut attribution = Attribution::default();
-        let mut failed = None;
-        for round in rx {
-            for r in &round.records {
-                match r {
-                    Record::Process(p) => attribution.add_process(p),
-                    Record::Connection(c) => attribution.add_connection(c),
-                    _ => {}
+    let failed = if inline {
+        let mut spare = rounds.empty_round();
+        loop {
+            let Some(round) = rounds.fill(spare) else {
+                break None;
+            };
+            let (round, result) = work.round(round, sink);
+            progress();
+            if let Err(e) = result {
+                break Some(e);
+            }
+            spare = round;
+        }
+    } else {
+        // Used rounds go back to the reader, so their buffers are allocated once.
+        let (tx, rx) = sync_channel::<Round>(2);
+        let (back_tx, back_rx) = sync_channel::<Round>(3);
+        std::thread::scope(|s| {
+            let rounds = &mut rounds;
+            s.spawn(move || loop {
+                let spare = back_rx.try_recv().unwrap_or_else(|_| rounds.empty_round());
+                let Some(round) = rounds.fill(spare) else {
+                    break;
+                };
+                if tx.send(round).is_err() {
+                    break;
                 }
-            }
-            let done: Vec<Transaction> = pool.install(|| {
-                tables
-                    .par_iter_mut()
-                    .zip(round.batches.into_par_iter())
-                    .flat_map_iter(|(table, batch)| {
-                        for m in &batch.metas {
-                            let (start, len) = (m.payload.0 as usize, m.payload.1 as usize);
-                            table.segment(m, &batch.data[start..start + len]);
-                        }
-                        table.take_done()
-                    })
-                    .collect()
             });
-            on_progress(count.load(Ordering::Relaxed));
-            if let Err(e) = deliver(done, &attribution, flow_base, sink) {
-                // Dropping the receiver stops the reader; report after it ends.
-                failed = Some(e);
-                break;
+            let mut failed = None;
+            for round in rx.iter() {
+                let (round, result) = work.round(round, sink);
+                progress();
+                if let Err(e) = result {
+                    // Dropping the receiver stops the reader.
+                    failed = Some(e);
+                    break;
+                }
+                let _ = back_tx.try_send(round);
             }
-        }
-        let (read, read_error) = match producer.join() {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        if let Some(e) = failed {
-            return Err(output_error(e));
-        }
-        let finished: Vec<(Vec<Transaction>, FlowTotals)> =
-            pool.install(|| tables.into_par_iter().map(FlowTable::finish).collect());
-        let mut flows = FlowTotals::default();
-        let mut rest = Vec::new();
-        for (txs, t) in finished {
-            rest.extend(txs);
-            flows.add(&t);
-        }
-        deliver(rest, &attribution, flow_base, sink).map_err(output_error)?;
-        Ok(FileAnalysis {
-            read,
-            flows,
-            read_error,
+            failed
         })
+    };
+    let (read, read_error) = rounds.finish();
+    if let Some(e) = failed {
+        return Err(AnalyzeError::Output { source: e });
+    }
+    let finished: Vec<(Vec<Transaction>, FlowTotals)> =
+        pool.install(|| work.tables.into_par_iter().map(FlowTable::finish).collect());
+    let mut flows = FlowTotals::default();
+    let mut rest = Vec::new();
+    for (txs, t) in finished {
+        rest.extend(txs);
+        flows.add(&t);
+    }
+    deliver(rest, &work.attribution, flow_base, sink)
+        .map_err(|source| AnalyzeError::Output { source })?;
+    Ok(FileAnalysis {
+        read,
+        flows,
+        read_error,
     })
 }
 
-/// The reading thread: frames → TCP segments → per-shard batches → rounds.
-fn read_rounds(
-    mut reader: CaptureReader,
+/// The connection shards and what applies to all of them.
+struct Work<'p> {
+    tables: Vec<FlowTable>,
+    attribution: Attribution,
+    pool: &'p rayon::ThreadPool,
+    flow_base: u64,
+}
+
+impl Work<'_> {
+    /// Processes a round on the pool, delivers the finished transactions, and returns
+    /// the emptied round for reuse.
+    fn round(&mut self, mut round: Round, sink: &mut Sink<'_>) -> (Round, io::Result<()>) {
+        for r in round.records.drain(..) {
+            match r {
+                Record::Process(p) => self.attribution.add_process(&p),
+                Record::Connection(c) => self.attribution.add_connection(&c),
+                _ => {}
+            }
+        }
+        let tables = &mut self.tables;
+        let done: Vec<Transaction> = self.pool.install(|| {
+            tables
+                .par_iter_mut()
+                .zip(round.batches.par_iter_mut())
+                .flat_map_iter(|(table, batch)| {
+                    for m in &batch.metas {
+                        let (start, len) = (m.payload.0 as usize, m.payload.1 as usize);
+                        table.segment(m, &batch.data[start..start + len]);
+                    }
+                    batch.metas.clear();
+                    batch.data.clear();
+                    table.take_done()
+                })
+                .collect()
+        });
+        let result = deliver(done, &self.attribution, self.flow_base, sink);
+        (round, result)
+    }
+}
+
+/// Reads frames, decodes them down to TCP and fills rounds of per-shard batches.
+struct RoundReader {
+    reader: CaptureReader,
     shards: usize,
-    tx: std::sync::mpsc::SyncSender<Round>,
-) -> (ReadTotals, Option<String>) {
-    let mut totals = ReadTotals::default();
-    let seed = ShardHasher::default();
-    let new_round = || Round {
-        batches: (0..shards).map(|_| Batch::default()).collect(),
-        records: Vec::new(),
-    };
-    let mut round = new_round();
-    let (mut round_bytes, mut round_segments) = (0usize, 0usize);
-    let mut error = None;
-    let mut isb_drops = std::collections::HashMap::new();
-    while let Some(ev) = reader.next_event() {
-        match ev {
-            Ok(Event::Packet(p)) => {
-                totals.packets += 1;
-                let seg = match tcp_segment(p.linktype, p.data) {
-                    Ok(seg) => seg,
-                    Err(skip) => {
-                        let c = &mut totals.skipped;
-                        *match skip {
-                            Skip::LinkType => &mut c.link_type,
-                            Skip::NotIp => &mut c.not_ip,
-                            Skip::NotTcp => &mut c.not_tcp,
-                            Skip::Fragment => &mut c.fragments,
-                            Skip::Malformed => &mut c.malformed,
-                        } += 1;
-                        continue;
-                    }
-                };
-                let batch = &mut round.batches[shard_of(seg.src, seg.dst, shards, &seed)];
-                let start = batch.data.len() as u32;
-                batch.data.extend_from_slice(seg.payload);
-                batch.metas.push(SegmentMeta {
-                    packet_no: totals.packets,
-                    ts_ns: p.ts_ns,
-                    src: seg.src,
-                    dst: seg.dst,
-                    seq: seg.seq,
-                    syn: seg.syn,
-                    ack: seg.ack,
-                    fin: seg.fin,
-                    rst: seg.rst,
-                    truncated: seg.truncated.min(u32::MAX as usize) as u32,
-                    payload: (start, seg.payload.len() as u32),
-                });
-                round_bytes += seg.payload.len();
-                round_segments += 1;
-                if round_bytes >= ROUND_BYTES
-                    || round_segments >= ROUND_SEGMENTS
-                    || round.records.len() >= ROUND_SEGMENTS
-                {
-                    let full = std::mem::replace(&mut round, new_round());
-                    if tx.send(full).is_err() {
-                        break;
-                    }
-                    round_bytes = 0;
-                    round_segments = 0;
-                }
-            }
-            Ok(Event::Records(records)) => {
-                for r in records {
-                    match r {
-                        Record::Stats(s) => totals.recorder_stats = Some(s),
-                        r @ (Record::Process(_) | Record::Connection(_)) => round.records.push(r),
-                        Record::Syscall(_) | Record::Unknown { .. } => {}
-                    }
-                }
-            }
-            Ok(Event::BadRecords { .. }) => totals.bad_records += 1,
-            Ok(Event::InterfaceStats(s)) => {
-                // Counters are cumulative: the last block per interface counts.
-                isb_drops.insert(s.interface_id, s.os_drop.unwrap_or(0));
-            }
-            Err(e) => error = Some(e.to_string()),
+    seed: ShardHasher,
+    totals: ReadTotals,
+    error: Option<String>,
+    isb_drops: std::collections::HashMap<u32, u64>,
+    done: bool,
+}
+
+impl RoundReader {
+    fn new(reader: CaptureReader, shards: usize) -> Self {
+        RoundReader {
+            reader,
+            shards,
+            seed: ShardHasher::default(),
+            totals: ReadTotals::default(),
+            error: None,
+            isb_drops: Default::default(),
+            done: false,
         }
     }
-    totals.bytes = reader.offset();
-    totals.isb_os_drops = isb_drops.values().sum();
-    if round_segments > 0 || !round.records.is_empty() {
-        let _ = tx.send(round);
+
+    fn empty_round(&self) -> Round {
+        Round {
+            batches: (0..self.shards).map(|_| Batch::default()).collect(),
+            records: Vec::new(),
+        }
     }
-    (totals, error)
+
+    /// Fills `round` (empty) until it is full or the input ends; `None` when there
+    /// was nothing left.
+    fn fill(&mut self, mut round: Round) -> Option<Round> {
+        if self.done {
+            return None;
+        }
+        let (mut round_bytes, mut round_segments) = (0usize, 0usize);
+        let totals = &mut self.totals;
+        loop {
+            let Some(ev) = self.reader.next_event() else {
+                self.done = true;
+                break;
+            };
+            match ev {
+                Ok(Event::Packet(p)) => {
+                    totals.packets += 1;
+                    let seg = match tcp_segment(p.linktype, p.data) {
+                        Ok(seg) => seg,
+                        Err(skip) => {
+                            let c = &mut totals.skipped;
+                            *match skip {
+                                Skip::LinkType => &mut c.link_type,
+                                Skip::NotIp => &mut c.not_ip,
+                                Skip::NotTcp => &mut c.not_tcp,
+                                Skip::Fragment => &mut c.fragments,
+                                Skip::Malformed => &mut c.malformed,
+                            } += 1;
+                            continue;
+                        }
+                    };
+                    let batch =
+                        &mut round.batches[shard_of(seg.src, seg.dst, self.shards, &self.seed)];
+                    let start = batch.data.len() as u32;
+                    batch.data.extend_from_slice(seg.payload);
+                    batch.metas.push(SegmentMeta {
+                        packet_no: totals.packets,
+                        ts_ns: p.ts_ns,
+                        src: seg.src,
+                        dst: seg.dst,
+                        seq: seg.seq,
+                        syn: seg.syn,
+                        ack: seg.ack,
+                        fin: seg.fin,
+                        rst: seg.rst,
+                        truncated: seg.truncated.min(u32::MAX as usize) as u32,
+                        payload: (start, seg.payload.len() as u32),
+                    });
+                    round_bytes += seg.payload.len();
+                    round_segments += 1;
+                }
+                Ok(Event::Records(records)) => {
+                    for r in records {
+                        match r {
+                            Record::Stats(s) => totals.recorder_stats = Some(s),
+                            r @ (Record::Process(_) | Record::Connection(_)) => {
+                                round.records.push(r)
+                            }
+                            Record::Syscall(_) | Record::Unknown { .. } => {}
+                        }
+                    }
+                }
+                Ok(Event::BadRecords { .. }) => totals.bad_records += 1,
+                Ok(Event::InterfaceStats(s)) => {
+                    // Counters are cumulative: the last block per interface counts.
+                    self.isb_drops
+                        .insert(s.interface_id, s.os_drop.unwrap_or(0));
+                }
+                Err(e) => self.error = Some(e.to_string()),
+            }
+            if round_bytes >= ROUND_BYTES
+                || round_segments >= ROUND_SEGMENTS
+                || round.records.len() >= ROUND_SEGMENTS
+            {
+                break;
+            }
+        }
+        (round_segments > 0 || !round.records.is_empty()).then_some(round)
+    }
+
+    /// Reading counters, and why reading stopped early if it did.
+    fn finish(mut self) -> (ReadTotals, Option<String>) {
+        self.totals.bytes = self.reader.offset();
+        self.totals.isb_os_drops = self.isb_drops.values().sum();
+        (self.totals, self.error)
+    }
 }
