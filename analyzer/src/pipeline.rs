@@ -105,14 +105,9 @@ impl<R: Read> Read for CountingRead<R> {
     }
 }
 
-/// Shard hashing state (none needed: the mix below is fixed, so the same file always
-/// spreads the same way).
-#[derive(Default)]
-struct ShardHasher;
-
-/// Shard of a connection, the same for both directions. Runs once per packet on the
-/// reading thread, so it is a cheap symmetric mix rather than SipHash.
-fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize, _: &ShardHasher) -> usize {
+/// Shard of a connection, the same for both directions and for every run. Runs once
+/// per packet on the reading thread, so it is a cheap symmetric mix, not SipHash.
+fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize) -> usize {
     fn fold(s: SocketAddr) -> u64 {
         let ip = match s.ip() {
             std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
@@ -294,7 +289,6 @@ impl Work<'_> {
 struct RoundReader {
     reader: CaptureReader,
     shards: usize,
-    seed: ShardHasher,
     totals: ReadTotals,
     error: Option<String>,
     isb_drops: std::collections::HashMap<u32, u64>,
@@ -306,7 +300,6 @@ impl RoundReader {
         RoundReader {
             reader,
             shards,
-            seed: ShardHasher::default(),
             totals: ReadTotals::default(),
             error: None,
             isb_drops: Default::default(),
@@ -351,8 +344,7 @@ impl RoundReader {
                             continue;
                         }
                     };
-                    let batch =
-                        &mut round.batches[shard_of(seg.src, seg.dst, self.shards, &self.seed)];
+                    let batch = &mut round.batches[shard_of(seg.src, seg.dst, self.shards)];
                     let start = batch.data.len() as u32;
                     batch.data.extend_from_slice(seg.payload);
                     batch.metas.push(SegmentMeta {
