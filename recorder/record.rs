@@ -225,6 +225,14 @@ pub fn run(args: RecordArgs) -> Result<()> {
     };
 
     install_signal_handlers()?;
+    // Everything is attached: say so, so scripts can start their traffic now.
+    let names: Vec<&str> = captures.iter().map(|c| c.iface.name.as_str()).collect();
+    eprintln!(
+        "l7rec: recording on {} to {}{}",
+        names.join(", "),
+        args.output.display(),
+        if tracer.is_some() { " (with process attribution)" } else { "" }
+    );
     let mut child = spawn_command(&args.command)?;
     let started = Instant::now();
     let start_ns = now_ns();
