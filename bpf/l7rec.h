@@ -160,4 +160,54 @@ struct l7_proc_event {
 	char exe[L7_EXE_BUF];
 }; /* 1608 bytes */
 
+/* ---- TLS path (tls.bpf.c) ---- */
+
+/* Ringbuf records of tls.bpf.c: a fixed header, then (L7_TLS_DATA) `len` bytes. */
+enum l7_tls_kind {
+	L7_TLS_DATA = 1,  /* plaintext moved by SSL_read/SSL_write(_ex) */
+	L7_TLS_CLOSE = 2, /* SSL_free of an SSL object seen before (no data) */
+};
+
+/* struct l7_tls_event.flags */
+enum l7_tls_flags {
+	L7_TLS_F_READ = 1 << 0,     /* SSL_read*: data flowed from the peer to the process */
+	L7_TLS_F_NO_TUPLE = 1 << 1, /* socket not known yet: fd -1, sock zeroed */
+};
+
+/* Index into the per-CPU u64 array tls_counters. */
+enum l7_tls_counter {
+	L7_TLS_C_CHUNKS = 0,         /* data records submitted */
+	L7_TLS_C_BYTES = 1,          /* plaintext bytes submitted */
+	L7_TLS_C_DROP_CHUNKS = 2,    /* records lost: ringbuf full */
+	L7_TLS_C_DROP_BYTES = 3,     /* ... their bytes */
+	L7_TLS_C_FAULT_BYTES = 4,    /* bytes bpf_probe_read_user could not copy */
+	L7_TLS_C_TRUNC_CALLS = 5,    /* calls larger than L7_TLS_MAX_CALL */
+	L7_TLS_C_TRUNC_BYTES = 6,    /* ... bytes beyond it, not copied */
+	L7_TLS_C_STATE_FULL = 7,     /* calls not tracked: per-thread state map full */
+	L7_TLS_C_MAX = 8,
+};
+
+#define L7_TLS_CHUNK 16384 /* plaintext bytes per record at most */
+#define L7_TLS_MAX_CHUNKS 1024
+#define L7_TLS_MAX_CALL (L7_TLS_CHUNK * L7_TLS_MAX_CHUNKS) /* 16 MiB copied per call */
+
+/* Header of every tls.bpf.c record. `stream_off` is the offset of data[0] in this
+ * direction's plaintext stream of the SSL object (per process): bytes lost anywhere
+ * (ringbuf full, faults, truncation) leave a hole in the offsets, never a shift. */
+struct l7_tls_event {
+	__u32 kind;        /* enum l7_tls_kind */
+	__u32 flags;       /* enum l7_tls_flags */
+	__u64 ts;          /* bpf_ktime_get_ns(): call entry for writes, return for reads */
+	__u64 ssl;         /* the SSL * (identifies the TLS connection within the process) */
+	__u64 stream_off;  /* see above; CLOSE: bytes written so far */
+	__u32 tgid;
+	__u32 tid;
+	__u32 len;         /* bytes of data[]; CLOSE: 0 */
+	__s32 fd;          /* socket fd, -1 if unknown */
+	__u64 read_off;    /* CLOSE: bytes read so far; DATA: 0 */
+	char comm[16];     /* thread comm */
+	struct l7_sock_tuple sock;
+	/* __u8 data[len] follows */
+}; /* 120 bytes */
+
 #endif /* L7REC_H */

@@ -83,6 +83,22 @@ pub struct RecordArgs {
     /// Do not trace syscalls (no process attribution).
     #[arg(long)]
     pub no_syscalls: bool,
+    /// Capture TLS plaintext from OpenSSL 3 (uprobes on libssl.so.3 SSL_read/SSL_write
+    /// and their _ex forms) as synthesized TCP/IP packets on an extra interface named
+    /// "l7rec-tls", with the real addresses and ports: Wireshark shows the decrypted
+    /// HTTP without keys. On by default when libssl.so.3 is found; with --tls a failure
+    /// is an error instead of a warning. Covers dynamically linked OpenSSL only (not
+    /// static binaries, Go, BoringSSL, GnuTLS, NSS, kTLS). The ciphertext itself is not
+    /// HTTP, so it is kept only with --all-tcp (e.g. --all-tcp --port 443).
+    #[arg(long, overrides_with = "no_tls")]
+    pub tls: bool,
+    /// Do not capture TLS plaintext.
+    #[arg(long, overrides_with = "tls")]
+    pub no_tls: bool,
+    /// Also attach to this libssl (repeatable), e.g. one shipped with an application;
+    /// implies --tls.
+    #[arg(long = "ssl-lib", value_name = "PATH", conflicts_with = "no_tls")]
+    pub ssl_libs: Vec<PathBuf>,
     /// Write plain pcapng instead of zstd-compressed.
     #[arg(long)]
     pub no_compress: bool,

@@ -10,6 +10,7 @@ mod metadata;
 mod record;
 mod redact;
 mod syscalls;
+mod tls;
 
 use clap::Parser;
 

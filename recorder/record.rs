@@ -24,6 +24,7 @@ use crate::frames::{Frames, Source};
 use crate::metadata::Metadata;
 use crate::redact::{self, Redactor};
 use crate::syscalls::{SyscallConfig, SyscallTracer};
+use crate::tls::{TlsChoice, TlsRecording};
 
 /// How often counters are written into the file and the status line refreshed.
 const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -223,6 +224,25 @@ pub fn run(args: RecordArgs) -> Result<()> {
         .with_flows_map(flows);
         Some(SyscallTracer::start(cfg).context("starting the syscall tracer")?)
     };
+    // TLS plaintext (recorder/tls.rs): uprobes on libssl, packets on their own interface.
+    let mut tls = TlsRecording::start(
+        &TlsChoice {
+            tls: args.tls,
+            no_tls: args.no_tls,
+            libs: args.ssl_libs.clone(),
+        },
+        args.pid,
+        redact_cmdlines.then_some(&args.redact_headers[..]),
+        &mut writer,
+    )?;
+    if let Some(t) = &tls {
+        let libs: Vec<String> = t.libs().iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "l7rec: TLS plaintext from {} on interface {}",
+            libs.join(", "),
+            crate::tls::TLS_INTERFACE
+        );
+    }
 
     install_signal_handlers()?;
     // Everything is attached: say so, so scripts can start their traffic now.
@@ -266,6 +286,12 @@ pub fn run(args: RecordArgs) -> Result<()> {
                 })
                 .context("reading syscall events")?;
         }
+        if let Some(t) = tls.as_mut() {
+            match t.poll(&mut writer) {
+                Ok(n) => got += n,
+                Err(e) => break Err(io::Error::other(format!("{e:#}"))),
+            }
+        }
         if meta.pending_len() >= RECORDS_PER_BLOCK || (got == 0 && meta.pending_len() > 0) {
             if let Err(e) = writer.write_records(&meta.take_records()) {
                 frames.written.error.get_or_insert(e);
@@ -278,11 +304,15 @@ pub fn run(args: RecordArgs) -> Result<()> {
             last_stats = Instant::now();
             meta.expire();
             frames.expire();
+            if let Some(t) = tls.as_mut() {
+                t.expire();
+            }
             if let Err(e) = write_stats(
                 &mut writer,
                 &mut captures,
                 &filter,
                 tracer.as_ref(),
+                tls.as_ref(),
                 &meta,
                 start_ns,
             )
@@ -332,6 +362,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
                         &mut captures,
                         &filter,
                         tracer.as_ref(),
+                        tls.as_ref(),
                         &meta,
                         start_ns,
                     )
@@ -359,6 +390,9 @@ pub fn run(args: RecordArgs) -> Result<()> {
         args.output.display(),
         started.elapsed().as_secs_f64(),
     );
+    if let Some(t) = &tls {
+        eprintln!("l7rec: {}", t.summary());
+    }
     if counters.flow_insert_failed > 0 {
         eprintln!(
             "l7rec: warning: the in-kernel flow table was full {} times: packets of those flows may be missing",
@@ -388,6 +422,7 @@ fn write_stats(
     captures: &mut [Capture],
     filter: &SocketFilter,
     tracer: Option<&SyscallTracer>,
+    tls: Option<&TlsRecording>,
     meta: &Metadata,
     start_ns: u64,
 ) -> io::Result<()> {
@@ -418,6 +453,9 @@ fn write_stats(
             received: meta.events,
             dropped: t.drops(),
         });
+    }
+    if let Some(t) = tls {
+        sources.extend(t.sources());
     }
     if let Ok(c) = filter.counters() {
         sources.push(SourceStats {

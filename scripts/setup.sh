@@ -11,6 +11,7 @@ pkgs=(
   tshark tcpdump                                        # tests: independent readers
   nginx-light curl python3 wrk                          # tests: real servers and clients
   iproute2 ethtool nftables procps                      # tests: namespaces, MTU, loss
+  openssl libssl3                                       # TLS: the traced library, test certificates
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -33,16 +33,22 @@ pub struct SegmentMeta {
     pub truncated: u32,
     /// Payload range in the batch's data buffer.
     pub payload: (u32, u32),
+    /// Captured on l7rec's TLS plaintext interface ("l7rec-tls"): a connection of its
+    /// own, distinct from the ciphertext with the same 4-tuple.
+    pub tls: bool,
 }
 
-/// Direction-independent connection key (lower endpoint first).
-type FlowKey = (SocketAddr, SocketAddr);
+/// Name of the capture interface on which l7rec writes decrypted TLS as TCP/IP.
+pub const TLS_INTERFACE: &str = "l7rec-tls";
 
-fn key_of(a: SocketAddr, b: SocketAddr) -> FlowKey {
+/// Direction-independent connection key (lower endpoint first), and the TLS bit.
+type FlowKey = (SocketAddr, SocketAddr, bool);
+
+fn key_of(a: SocketAddr, b: SocketAddr, tls: bool) -> FlowKey {
     if a <= b {
-        (a, b)
+        (a, b, tls)
     } else {
-        (b, a)
+        (b, a, tls)
     }
 }
 
@@ -94,6 +100,15 @@ struct HttpView {
     syn_client: Option<usize>,
     parser: http::Connection,
     closed: [bool; 2],
+    /// The connection starts with a TLS record (ciphertext, e.g. captured with
+    /// --all-tcp): not HTTP, nothing to report. Its plaintext, if l7rec captured it,
+    /// is a separate flow on the TLS interface.
+    ciphertext: bool,
+}
+
+/// A TLS record header (content type 20..=23, version 3.x): never the start of HTTP/1.
+fn looks_like_tls_record(b: &[u8]) -> bool {
+    b.len() >= 3 && (20..=23).contains(&b[0]) && b[1] == 3 && b[2] <= 4
 }
 
 impl HttpView {
@@ -105,8 +120,15 @@ impl HttpView {
     /// Routes one reassembled event of direction `dir` to the parser, deciding which
     /// end is the client on the first data if the handshake did not say.
     fn feed(&mut self, dir: usize, ev: tcp::Event<'_>) {
+        if self.ciphertext {
+            return;
+        }
         if self.client.is_none() {
             match ev {
+                tcp::Event::Data { bytes, .. } if looks_like_tls_record(bytes) => {
+                    self.ciphertext = true;
+                    return;
+                }
                 tcp::Event::Data { bytes, .. } => {
                     self.client = Some(if http::looks_like_request(bytes) {
                         dir
@@ -149,6 +171,8 @@ struct Flow {
     http: HttpView,
     /// Bytes of payload cut by the snap length, per direction.
     truncated: [u64; 2],
+    /// Decrypted TLS (see [`SegmentMeta::tls`]).
+    tls: bool,
 }
 
 impl Flow {
@@ -167,8 +191,10 @@ impl Flow {
                     http::Connection::midstream_with_config(cfg.http)
                 },
                 closed: [false; 2],
+                ciphertext: false,
             },
             truncated: [0; 2],
+            tls: false,
         }
     }
 
@@ -213,7 +239,7 @@ impl FlowTable {
     /// Processes one segment whose payload is `payload`.
     pub fn segment(&mut self, m: &SegmentMeta, payload: &[u8]) {
         self.totals.segments += 1;
-        let key = key_of(m.src, m.dst);
+        let key = key_of(m.src, m.dst, m.tls);
         // A new SYN on a finished connection's 4-tuple is a new connection.
         let reuse = m.syn
             && !m.ack
@@ -233,9 +259,9 @@ impl FlowTable {
             None if !m.syn && payload.is_empty() => return,
             None => {
                 self.totals.flows += 1;
-                self.flows
-                    .entry(key)
-                    .or_insert_with(|| Flow::new(m.packet_no, m.src, m.dst, m.syn, &self.cfg))
+                let mut f = Flow::new(m.packet_no, m.src, m.dst, m.syn, &self.cfg);
+                f.tls = m.tls;
+                self.flows.entry(key).or_insert(f)
             }
         };
         let dir = usize::from(flow.http.ends[0] != m.src);
@@ -304,6 +330,7 @@ impl FlowTable {
             }
         }
         let client = f.http.client.unwrap_or(0);
+        let tls = f.tls;
         let ends = f.http.ends;
         let txs = f.http.parser.take_transactions();
         if !txs.is_empty() {
@@ -311,10 +338,63 @@ impl FlowTable {
         }
         for tx in txs {
             let mut t = Transaction::from_http(tx, f.id, ends[client], ends[1 - client]);
+            if tls {
+                t.add_flag(Flag::Tls);
+            }
             for fl in &stats_flags {
                 t.add_flag(*fl);
             }
             self.done.push(t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    fn seg(no: u64, src: &str, dst: &str, seq: u32, syn: bool, tls: bool) -> SegmentMeta {
+        SegmentMeta {
+            packet_no: no,
+            ts_ns: no * 1000,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            seq,
+            syn,
+            ack: !syn || src.ends_with(":8443"),
+            fin: false,
+            rst: false,
+            truncated: 0,
+            payload: (0, 0),
+            tls,
+        }
+    }
+
+    /// Ciphertext and its decrypted copy share the 4-tuple but are two flows; the
+    /// ciphertext yields nothing, the plaintext a transaction flagged `tls`.
+    #[test]
+    fn tls_plaintext_is_its_own_flow_and_ciphertext_is_skipped() {
+        let (c, s) = ("127.0.0.1:40000", "127.0.0.1:8443");
+        let mut t = FlowTable::new(Config::default());
+        let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let hello = [0x16u8, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5];
+        for tls in [false, true] {
+            t.segment(&seg(1, c, s, 100, true, tls), &[]);
+            t.segment(&seg(2, s, c, 500, true, tls), &[]);
+        }
+        t.segment(&seg(3, c, s, 101, false, false), &hello);
+        t.segment(&seg(4, c, s, 101, false, true), req);
+        t.segment(&seg(5, s, c, 501, false, true), resp);
+        t.segment(
+            &seg(6, s, c, 501, false, false),
+            &[0x17, 0x03, 0x03, 0, 1, 9],
+        );
+        let (txs, totals) = t.finish();
+        assert_eq!(totals.flows, 2);
+        assert_eq!(txs.len(), 1, "{txs:?}");
+        assert_eq!(txs[0].uri.as_deref(), Some("/x"));
+        assert_eq!(txs[0].status, Some(200));
+        assert!(txs[0].flags.contains(&Flag::Tls), "{:?}", txs[0].flags);
     }
 }

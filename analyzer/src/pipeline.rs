@@ -293,6 +293,8 @@ struct RoundReader {
     error: Option<String>,
     isb_drops: std::collections::HashMap<u32, u64>,
     done: bool,
+    /// Per interface id of the current section: is it l7rec's TLS plaintext interface?
+    tls_ifaces: Vec<bool>,
 }
 
 impl RoundReader {
@@ -304,6 +306,7 @@ impl RoundReader {
             error: None,
             isb_drops: Default::default(),
             done: false,
+            tls_ifaces: Vec::new(),
         }
     }
 
@@ -323,6 +326,7 @@ impl RoundReader {
         let (mut round_bytes, mut round_segments) = (0usize, 0usize);
         let totals = &mut self.totals;
         loop {
+            let mut unknown_iface = None;
             let Some(ev) = self.reader.next_event() else {
                 self.done = true;
                 break;
@@ -344,7 +348,8 @@ impl RoundReader {
                             continue;
                         }
                     };
-                    let batch = &mut round.batches[shard_of(seg.src, seg.dst, self.shards)];
+                    let shard = shard_of(seg.src, seg.dst, self.shards);
+                    let batch = &mut round.batches[shard];
                     let start = batch.data.len() as u32;
                     batch.data.extend_from_slice(seg.payload);
                     batch.metas.push(SegmentMeta {
@@ -359,7 +364,12 @@ impl RoundReader {
                         rst: seg.rst,
                         truncated: seg.truncated.min(u32::MAX as usize) as u32,
                         payload: (start, seg.payload.len() as u32),
+                        tls: self.tls_ifaces.get(p.interface_id as usize) == Some(&true),
                     });
+                    if p.interface_id as usize >= self.tls_ifaces.len() {
+                        // Interface described in this very call: patched below.
+                        unknown_iface = Some((shard, batch.metas.len() - 1, p.interface_id));
+                    }
                     round_bytes += seg.payload.len();
                     round_segments += 1;
                 }
@@ -381,6 +391,14 @@ impl RoundReader {
                         .insert(s.interface_id, s.os_drop.unwrap_or(0));
                 }
                 Err(e) => self.error = Some(e.to_string()),
+            }
+            if let Some((shard, i, id)) = unknown_iface {
+                self.tls_ifaces = self
+                    .reader
+                    .interfaces()
+                    .map(|i| i.name == flows::TLS_INTERFACE)
+                    .collect();
+                round.batches[shard].metas[i].tls = self.tls_ifaces.get(id as usize) == Some(&true);
             }
             if round_bytes >= ROUND_BYTES
                 || round_segments >= ROUND_SEGMENTS

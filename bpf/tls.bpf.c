@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* TLS plaintext for l7rec: uprobes on OpenSSL's SSL_read, SSL_read_ex, SSL_write and
+ * SSL_write_ex (entry: remember the call; return: copy the bytes actually moved), and on
+ * SSL_free (the connection is over).
+ *
+ * Which socket? OpenSSL's BIO (nginx: a socket BIO; curl: its own BIO) makes the socket
+ * syscall inside the SSL call, on the same thread. tp_btf/sys_enter notices I/O syscalls
+ * of a thread that is inside a tracked SSL call and records that fd's TCP 4-tuple in the
+ * call's state; at return it is remembered per SSL object, since a later SSL_read may be
+ * served from OpenSSL's buffer without any syscall. This is independent of OpenSSL's
+ * struct layouts (no rbio/fd offsets).
+ *
+ * Completeness: the whole return value is copied, in records of at most L7_TLS_CHUNK
+ * bytes (bpf_loop, at most L7_TLS_MAX_CALL bytes per call), each record sized to its
+ * data by three size classes. Every record carries its offset in the per-SSL, per-
+ * direction plaintext stream, kept here: whatever is lost (ringbuf full, page fault,
+ * truncation) becomes a hole in the offsets that user space reproduces as a hole in the
+ * TCP sequence space, and is counted in tls_counters. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "l7rec.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* ---- configuration (rodata, set by user space before load) ---- */
+const volatile __u32 self_tgid = 0;   /* the recorder itself: never traced */
+const volatile __u32 target_tgid = 0; /* 0 = every process */
+const volatile __u32 netns_ino = 0;   /* only tasks in this network namespace... */
+const volatile __u8 all_netns = 0;    /* ...unless this is set */
+
+/* ---- constants vmlinux.h lacks ---- */
+#define L7_S_IFMT 0170000
+#define L7_S_IFSOCK 0140000
+#define L7_AF_INET 2
+#define L7_AF_INET6 10
+#define L7_TS_COMPAT 0x0002
+
+/* ---- I/O syscall numbers (native ABI only) ---- */
+#if defined(__TARGET_ARCH_x86)
+#define L7_NR_read 0
+#define L7_NR_write 1
+#define L7_NR_readv 19
+#define L7_NR_writev 20
+#define L7_NR_sendto 44
+#define L7_NR_recvfrom 45
+#define L7_NR_sendmsg 46
+#define L7_NR_recvmsg 47
+#elif defined(__TARGET_ARCH_arm64)
+#define L7_NR_read 63
+#define L7_NR_write 64
+#define L7_NR_readv 65
+#define L7_NR_writev 66
+#define L7_NR_sendto 206
+#define L7_NR_recvfrom 207
+#define L7_NR_sendmsg 211
+#define L7_NR_recvmsg 212
+#else
+#error "l7rec tls.bpf.c: unsupported architecture"
+#endif
+
+/* ---- maps ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 32 << 20);
+} tls_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L7_TLS_C_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tls_counters SEC(".maps");
+
+enum l7_tls_op {
+	L7_TLS_OP_READ = 1,
+	L7_TLS_OP_READ_EX = 2,
+	L7_TLS_OP_WRITE = 3,
+	L7_TLS_OP_WRITE_EX = 4,
+};
+
+/* An SSL call between entry and return, per thread. Separate from the syscall tracer's
+ * state: the recv/send inside SSL_read/SSL_write has its own entry there. */
+struct l7_tls_call {
+	__u64 ts_enter;
+	__u64 ssl;
+	__u64 buf;
+	__u64 lenp; /* _ex: size_t *readbytes / *written */
+	__u32 op;   /* enum l7_tls_op */
+	__u32 depth; /* nested SSL calls (an SSL function calling another one) */
+	__s32 fd;
+	__u32 have_tuple;
+	struct l7_sock_tuple sock;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct l7_tls_call);
+} tls_calls SEC(".maps");
+
+/* Per SSL object (per process): its socket, once learned, and the stream offsets. */
+struct l7_tls_ssl_key {
+	__u32 tgid;
+	__u32 pad0;
+	__u64 ssl;
+};
+
+struct l7_tls_ssl {
+	__u64 written; /* plaintext bytes SSL_write* returned so far */
+	__u64 read;    /* plaintext bytes SSL_read* returned so far */
+	__s32 fd;
+	__u32 have_tuple;
+	struct l7_sock_tuple sock;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct l7_tls_ssl_key);
+	__type(value, struct l7_tls_ssl);
+} tls_ssls SEC(".maps");
+
+/* ---- helpers ---- */
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&tls_counters, &idx);
+
+	if (v)
+		*v += n; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline bool task_in_scope(struct task_struct *task, __u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (target_tgid && tgid != target_tgid)
+		return false;
+	if (!all_netns && BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) != netns_ino)
+		return false;
+	return true;
+}
+
+/* The following three are the syscall tracer's (syscalls.bpf.c), kept identical. */
+
+static __always_inline struct file *file_of_fd(struct task_struct *task, int fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!fdt || fd < 0)
+		return NULL;
+	if ((__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (!fds || bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return file;
+}
+
+static __always_inline void v4_mapped(__u8 out[16], __be32 addr)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &addr, 4);
+}
+
+static __always_inline int tcp_tuple_of_file(struct file *file, struct l7_sock_tuple *t)
+{
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+
+	if ((mode & L7_S_IFMT) != L7_S_IFSOCK)
+		return -1;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return -1;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != L7_AF_INET && family != L7_AF_INET6)
+		return -1;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return -1;
+
+	t->family = family;
+	t->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (family == L7_AF_INET) {
+		v4_mapped(t->laddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		v4_mapped(t->raddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else {
+		BPF_CORE_READ_INTO(&t->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	return 0;
+}
+
+static __always_inline bool same_tuple(const struct l7_sock_tuple *a,
+				       const struct l7_sock_tuple *b)
+{
+	if (a->lport != b->lport || a->rport != b->rport || a->family != b->family)
+		return false;
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (a->laddr[i] != b->laddr[i] || a->raddr[i] != b->raddr[i])
+			return false;
+	}
+	return true;
+}
+
+/* ---- entry probes ---- */
+
+static __always_inline int enter(__u32 op, void *ssl, const void *buf, void *lenp)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct l7_tls_call *cur, call = {};
+
+	cur = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+	if (cur && cur->ssl == (__u64)ssl) {
+		/* An SSL function called by another one on the same object: the outer call
+		 * reports. (Another object: a stale entry whose return was never seen.) */
+		cur->depth += 1;
+		return 0;
+	}
+	if (!task_in_scope(task, pid_tgid >> 32))
+		return 0;
+	call.ts_enter = bpf_ktime_get_ns();
+	call.ssl = (__u64)ssl;
+	call.buf = (__u64)buf;
+	call.lenp = (__u64)lenp;
+	call.op = op;
+	call.fd = -1;
+	if (bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_ANY))
+		count(L7_TLS_C_STATE_FULL, 1);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_read, void *ssl, void *buf, int num)
+{
+	return enter(L7_TLS_OP_READ, ssl, buf, NULL);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
+{
+	return enter(L7_TLS_OP_READ_EX, ssl, buf, readbytes);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_write, void *ssl, const void *buf, int num)
+{
+	return enter(L7_TLS_OP_WRITE, ssl, buf, NULL);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *written)
+{
+	return enter(L7_TLS_OP_WRITE_EX, ssl, buf, written);
+}
+
+/* ---- the nested socket syscall: which socket the SSL object uses ---- */
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(l7_tls_sys_enter, struct pt_regs *regs, long id)
+{
+	struct l7_tls_call *call;
+	struct task_struct *task;
+	struct file *file;
+	__u64 pid_tgid;
+	int fd;
+
+	switch (id) {
+	case L7_NR_read:
+	case L7_NR_write:
+	case L7_NR_readv:
+	case L7_NR_writev:
+	case L7_NR_sendto:
+	case L7_NR_recvfrom:
+	case L7_NR_sendmsg:
+	case L7_NR_recvmsg:
+		break;
+	default:
+		return 0;
+	}
+	pid_tgid = bpf_get_current_pid_tgid();
+	call = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+	if (!call || call->have_tuple)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+#if defined(__TARGET_ARCH_x86)
+	if (BPF_CORE_READ(task, thread_info.status) & L7_TS_COMPAT)
+		return 0;
+#endif
+	fd = (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	file = file_of_fd(task, fd);
+	if (!file || tcp_tuple_of_file(file, &call->sock))
+		return 0;
+	/* Not connected (yet): no usable tuple. */
+	if (!call->sock.rport)
+		return 0;
+	call->fd = fd;
+	call->have_tuple = 1;
+	return 0;
+}
+
+/* ---- return probe: copy what was moved ---- */
+
+struct copy_ctx {
+	struct l7_tls_event hdr; /* filled except len and stream_off */
+	__u64 src;               /* user buffer */
+	__u64 total;             /* bytes to copy (<= L7_TLS_MAX_CALL) */
+	__u64 base;              /* stream offset of src[0] */
+};
+
+/* One record of `n` (1..L7_TLS_CHUNK) bytes in a record of data size SZ (>= n). */
+#define L7_TLS_EMIT(SZ)                                                                    \
+	do {                                                                               \
+		struct l7_tls_event *e;                                                    \
+		__u64 m = n;                                                               \
+		e = bpf_ringbuf_reserve(&tls_events, sizeof(struct l7_tls_event) + (SZ), 0); \
+		if (!e) {                                                                  \
+			count(L7_TLS_C_DROP_CHUNKS, 1);                                    \
+			count(L7_TLS_C_DROP_BYTES, n);                                     \
+			return 0;                                                          \
+		}                                                                          \
+		__builtin_memcpy(e, &c->hdr, sizeof(*e));                                  \
+		e->len = (__u32)n;                                                         \
+		e->stream_off = c->base + off;                                             \
+		barrier_var(m);                                                            \
+		if (m > (SZ))                                                              \
+			m = (SZ);                                                          \
+		if (bpf_probe_read_user((void *)(e + 1), m, (const void *)(c->src + off))) { \
+			bpf_ringbuf_discard(e, 0);                                         \
+			count(L7_TLS_C_FAULT_BYTES, n);                                    \
+			return 0;                                                          \
+		}                                                                          \
+		bpf_ringbuf_submit(e, 0);                                                  \
+		count(L7_TLS_C_CHUNKS, 1);                                                 \
+		count(L7_TLS_C_BYTES, n);                                                  \
+	} while (0)
+
+static int copy_chunk(__u32 i, struct copy_ctx *c)
+{
+	__u64 off = (__u64)i * L7_TLS_CHUNK;
+	__u64 n;
+
+	if (off >= c->total)
+		return 1; /* done */
+	n = c->total - off;
+	if (n > L7_TLS_CHUNK)
+		n = L7_TLS_CHUNK;
+	if (n <= 512)
+		L7_TLS_EMIT(512);
+	else if (n <= 4096)
+		L7_TLS_EMIT(4096);
+	else
+		L7_TLS_EMIT(L7_TLS_CHUNK);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(l7_ssl_ret, long rc)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct l7_tls_ssl_key skey = {};
+	struct l7_tls_ssl *st;
+	struct l7_tls_call *pcall;
+	struct copy_ctx c = {};
+	__u64 bytes = 0, base, ts_enter, lenp;
+	__u32 op, have_tuple;
+	__s32 fd;
+	bool is_read;
+	int ret = (int)rc; /* all four return int */
+
+	pcall = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+	if (!pcall)
+		return 0;
+	if (pcall->depth > 0) {
+		pcall->depth -= 1;
+		return 0;
+	}
+	ts_enter = pcall->ts_enter;
+	lenp = pcall->lenp;
+	op = pcall->op;
+	have_tuple = pcall->have_tuple;
+	fd = pcall->fd;
+	c.src = pcall->buf;
+	skey.ssl = pcall->ssl;
+	/* The event's tuple: the one learned in this call, else the SSL object's (below). */
+	__builtin_memcpy(&c.hdr.sock, &pcall->sock, sizeof(c.hdr.sock));
+	bpf_map_delete_elem(&tls_calls, &pid_tgid);
+	is_read = op == L7_TLS_OP_READ || op == L7_TLS_OP_READ_EX;
+
+	if (op == L7_TLS_OP_READ || op == L7_TLS_OP_WRITE) {
+		if (ret > 0)
+			bytes = (__u64)ret;
+	} else if (ret == 1 && lenp) {
+		if (bpf_probe_read_user(&bytes, sizeof(bytes), (const void *)lenp))
+			bytes = 0;
+	}
+
+	skey.tgid = pid_tgid >> 32;
+	st = bpf_map_lookup_elem(&tls_ssls, &skey);
+	if (!st) {
+		struct l7_tls_ssl fresh = { .fd = -1 };
+
+		if (!bytes && !have_tuple)
+			return 0;
+		bpf_map_update_elem(&tls_ssls, &skey, &fresh, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&tls_ssls, &skey);
+		if (!st)
+			return 0;
+	}
+	if (have_tuple) {
+		/* The same SSL object on another connection (SSL_clear, or a freed and
+		 * reused address we missed): a new stream. */
+		if (st->have_tuple && !same_tuple(&st->sock, &c.hdr.sock)) {
+			st->written = 0;
+			st->read = 0;
+		}
+		__builtin_memcpy(&st->sock, &c.hdr.sock, sizeof(st->sock));
+		st->fd = fd;
+		st->have_tuple = 1;
+	}
+	if (!bytes)
+		return 0;
+	if (is_read) {
+		base = st->read;
+		st->read += bytes;
+	} else {
+		base = st->written;
+		st->written += bytes;
+	}
+
+	c.hdr.kind = L7_TLS_DATA;
+	c.hdr.flags = is_read ? L7_TLS_F_READ : 0;
+	c.hdr.ts = is_read ? bpf_ktime_get_ns() : ts_enter;
+	c.hdr.ssl = skey.ssl;
+	c.hdr.tgid = skey.tgid;
+	c.hdr.tid = (__u32)pid_tgid;
+	c.hdr.fd = st->fd;
+	if (st->have_tuple)
+		__builtin_memcpy(&c.hdr.sock, &st->sock, sizeof(c.hdr.sock));
+	else
+		c.hdr.flags |= L7_TLS_F_NO_TUPLE;
+	bpf_get_current_comm(c.hdr.comm, sizeof(c.hdr.comm));
+	c.base = base;
+	c.total = bytes;
+	if (bytes > L7_TLS_MAX_CALL) {
+		count(L7_TLS_C_TRUNC_CALLS, 1);
+		count(L7_TLS_C_TRUNC_BYTES, bytes - L7_TLS_MAX_CALL);
+		c.total = L7_TLS_MAX_CALL;
+	}
+	bpf_loop(L7_TLS_MAX_CHUNKS, copy_chunk, &c, 0);
+	return 0;
+}
+
+/* ---- end of a TLS connection ---- */
+
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_free, void *ssl)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct l7_tls_ssl_key skey = {};
+	struct l7_tls_event *e;
+	struct l7_tls_ssl *st;
+
+	skey.tgid = pid_tgid >> 32;
+	skey.ssl = (__u64)ssl;
+	st = bpf_map_lookup_elem(&tls_ssls, &skey);
+	if (!st)
+		return 0;
+	e = bpf_ringbuf_reserve(&tls_events, sizeof(*e), 0);
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->kind = L7_TLS_CLOSE;
+		e->flags = st->have_tuple ? 0 : L7_TLS_F_NO_TUPLE;
+		e->ts = bpf_ktime_get_ns();
+		e->ssl = (__u64)ssl;
+		e->stream_off = st->written;
+		e->read_off = st->read;
+		e->tgid = skey.tgid;
+		e->tid = (__u32)pid_tgid;
+		e->fd = st->fd;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		__builtin_memcpy(&e->sock, &st->sock, sizeof(e->sock));
+		bpf_ringbuf_submit(e, 0);
+	} else {
+		count(L7_TLS_C_DROP_CHUNKS, 1);
+	}
+	bpf_map_delete_elem(&tls_ssls, &skey);
+	return 0;
+}

@@ -1,0 +1,1286 @@
+//! TLS plaintext: uprobes on OpenSSL 3 (`libssl.so.3`) and synthesized TCP/IP packets.
+//!
+//! [`TlsTracer`] loads `bpf/tls.bpf.c` and attaches it to `SSL_read`, `SSL_read_ex`,
+//! `SSL_write`, `SSL_write_ex` (entry and return) and `SSL_free` of each library given,
+//! for every process (pid -1) — the BPF side keeps only tasks of the recorder's network
+//! namespace. Its records carry the plaintext in chunks of at most 16 KiB, each with its
+//! offset in the per-connection, per-direction plaintext stream, the process, and the
+//! socket's 4-tuple (learned from the socket syscall made inside the SSL call).
+//!
+//! [`TlsSynth`] turns those chunks into IPv4/IPv6 TCP segments with the real addresses
+//! and ports, for a dedicated capture interface ([`TLS_INTERFACE`], raw IP): per
+//! connection a synthesized three-way handshake, sequence numbers = fixed ISN + stream
+//! offset (so bytes the kernel could not deliver are a hole, shown as "previous segment
+//! not captured", never silently shifted), valid checksums, and FINs on `SSL_free`.
+//! Wireshark and the analyzer see the decrypted HTTP as an ordinary TCP stream.
+//!
+//! When both ends of a connection are traced (curl and nginx on one host), the same
+//! bytes are reported twice; the first process that reports a connection owns it and
+//! the other side's copies are skipped (counted in [`SynthStats::peer_copies`]).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::io;
+use std::mem::{offset_of, size_of, MaybeUninit};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use l7rec_capture::{CaptureWriter, Direction, Interface, PacketOut, SourceStats};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, UprobeOpts};
+
+use crate::redact::Redactor;
+
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/tls.skel.rs"));
+}
+use skel::{TlsSkel, TlsSkelBuilder};
+
+/// Name of the capture interface that carries the synthesized plaintext packets.
+pub const TLS_INTERFACE: &str = "l7rec-tls";
+/// Where Debian/Ubuntu (x86-64) keep OpenSSL 3's libssl.
+pub const DEFAULT_LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+/// Default ringbuf size.
+pub const DEFAULT_RINGBUF_BYTES: u32 = 32 << 20;
+
+/// First sequence number (of the SYN) of the client → server direction.
+const ISN_CLIENT: u32 = 0x1000_0000;
+/// First sequence number (of the SYN) of the server → client direction.
+const ISN_SERVER: u32 = 0x2000_0000;
+/// Largest TCP payload per synthesized segment (IPv4 total length is 16 bits).
+const MAX_SEGMENT: usize = 65_000;
+/// Chunks of a connection whose socket is not known yet, kept per SSL object.
+const PENDING_MAX_BYTES: usize = 4 << 20;
+/// How long a closed connection's 4-tuple remembers its peers (whose late copies are
+/// then skipped) and unresolved chunks wait for their socket.
+const LINGER: Duration = Duration::from_secs(10);
+
+/// libssl's `libssl.so.3` on this system: the Debian path, else what `ldconfig -p` knows.
+pub fn find_libssl() -> Option<PathBuf> {
+    let default = Path::new(DEFAULT_LIBSSL);
+    if default.exists() {
+        return Some(default.to_owned());
+    }
+    let out = Command::new("ldconfig").arg("-p").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_ldconfig(&text, std::env::consts::ARCH)
+}
+
+/// The `libssl.so.3` entry of `ldconfig -p` output for `arch` (x86_64, aarch64).
+fn parse_ldconfig(text: &str, arch: &str) -> Option<PathBuf> {
+    let want = match arch {
+        "x86_64" => "x86-64",
+        "aarch64" => "AArch64",
+        _ => "",
+    };
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let (lhs, path) = l.split_once("=>")?;
+            lhs.trim()
+                .starts_with("libssl.so.3 ")
+                .then(|| (lhs.to_owned(), PathBuf::from(path.trim())))
+        })
+        .find(|(lhs, _)| want.is_empty() || lhs.contains(want))
+        .map(|(_, p)| p)
+}
+
+/// What to trace.
+#[derive(Debug, Default)]
+pub struct TlsConfig {
+    /// libssl files to attach to (each must export the SSL_* functions).
+    pub libs: Vec<PathBuf>,
+    /// Only this process (tgid); `None` = all.
+    pub pid: Option<u32>,
+    /// Network namespace inode whose tasks are traced; `None` = the calling thread's.
+    pub netns_ino: Option<u32>,
+    /// Ringbuf size in bytes (power of two); 0 = default.
+    pub ringbuf_bytes: u32,
+}
+
+/// A TCP socket's endpoints from the traced process's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+}
+
+/// Plaintext moved by one SSL call (one chunk of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsData {
+    /// ns since the Unix epoch (call entry for writes, return for reads).
+    pub ts_ns: u64,
+    /// The SSL object (per process).
+    pub ssl: u64,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Thread comm.
+    pub comm: String,
+    /// True for SSL_read*: the bytes came from the peer.
+    pub read: bool,
+    /// Offset of `data[0]` in this direction's plaintext stream.
+    pub stream_off: u64,
+    /// The socket, if known.
+    pub socket: Option<Endpoints>,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// A decoded record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsEvent {
+    /// Plaintext.
+    Data(TlsData),
+    /// `SSL_free` of an SSL object that moved data.
+    Close {
+        /// ns since the Unix epoch.
+        ts_ns: u64,
+        /// The SSL object.
+        ssl: u64,
+        /// Process id.
+        pid: u32,
+        /// The socket, if known.
+        socket: Option<Endpoints>,
+    },
+}
+
+/// Kernel-side counters (summed over CPUs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsCounters {
+    /// Records submitted.
+    pub chunks: u64,
+    /// Plaintext bytes submitted.
+    pub bytes: u64,
+    /// Records lost: ringbuf full.
+    pub drop_chunks: u64,
+    /// Their bytes.
+    pub drop_bytes: u64,
+    /// Bytes that could not be read from the process.
+    pub fault_bytes: u64,
+    /// Calls larger than 16 MiB (their tail is not copied).
+    pub trunc_calls: u64,
+    /// Bytes beyond 16 MiB not copied.
+    pub trunc_bytes: u64,
+    /// Calls not tracked: per-thread state table full.
+    pub state_full: u64,
+}
+
+/// A loaded and attached TLS tracer. Detaches on drop. Not `Send`.
+pub struct TlsTracer {
+    // Field order is drop order: links and ringbuf before the skeleton.
+    _links: Vec<Link>,
+    ringbuf: RingBuffer<'static>,
+    queue: Rc<RefCell<VecDeque<TlsEvent>>>,
+    malformed: Rc<Cell<u64>>,
+    skel: TlsSkel<'static>,
+    libs: Vec<PathBuf>,
+}
+
+impl TlsTracer {
+    /// Loads the programs and attaches them to every library of `cfg.libs`.
+    pub fn start(cfg: TlsConfig) -> Result<Self> {
+        if cfg.libs.is_empty() {
+            bail!("no libssl to attach to");
+        }
+        for lib in &cfg.libs {
+            if !lib.is_file() {
+                bail!("TLS library {} does not exist", lib.display());
+            }
+        }
+        let netns_ino = match cfg.netns_ino {
+            Some(ino) => ino,
+            None => {
+                let md = std::fs::metadata("/proc/thread-self/ns/net")
+                    .context("reading /proc/thread-self/ns/net")?;
+                u32::try_from(md.ino()).context("netns inode does not fit 32 bits")?
+            }
+        };
+        let mono_to_epoch = realtime_minus_monotonic()?;
+
+        // Same 'static trick as the syscall tracer: leak the small OpenObject wrapper.
+        let object: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = TlsSkelBuilder::default()
+            .open(object)
+            .context("opening the TLS BPF object")?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| anyhow!("TLS BPF object has no .rodata"))?;
+        rodata.self_tgid = std::process::id();
+        rodata.target_tgid = cfg.pid.unwrap_or(0);
+        rodata.netns_ino = netns_ino;
+        let rb = if cfg.ringbuf_bytes == 0 {
+            DEFAULT_RINGBUF_BYTES
+        } else {
+            cfg.ringbuf_bytes
+        };
+        if !rb.is_power_of_two() || rb < 4096 {
+            bail!("TLS ringbuf size {rb} must be a power of two of at least 4096 bytes");
+        }
+        open.maps.tls_events.set_max_entries(rb)?;
+        let mut skel = open.load().context(
+            "loading the TLS BPF programs (uprobes, tp_btf/sys_enter, bpf_loop: kernel 5.17+)",
+        )?;
+        skel.attach()
+            .context("attaching tp_btf/sys_enter for the TLS tracer")?;
+
+        let mut links = Vec::new();
+        for lib in &cfg.libs {
+            let probes = [
+                ("SSL_read", &skel.progs.l7_ssl_read, false),
+                ("SSL_read_ex", &skel.progs.l7_ssl_read_ex, false),
+                ("SSL_write", &skel.progs.l7_ssl_write, false),
+                ("SSL_write_ex", &skel.progs.l7_ssl_write_ex, false),
+                ("SSL_read", &skel.progs.l7_ssl_ret, true),
+                ("SSL_read_ex", &skel.progs.l7_ssl_ret, true),
+                ("SSL_write", &skel.progs.l7_ssl_ret, true),
+                ("SSL_write_ex", &skel.progs.l7_ssl_ret, true),
+                ("SSL_free", &skel.progs.l7_ssl_free, false),
+            ];
+            for (func, prog, retprobe) in probes {
+                let link = prog
+                    .attach_uprobe_with_opts(
+                        -1,
+                        lib,
+                        0,
+                        UprobeOpts {
+                            retprobe,
+                            func_name: Some(func.to_owned()),
+                            ..Default::default()
+                        },
+                    )
+                    .with_context(|| {
+                        format!(
+                            "attaching a uprobe to {func} in {} (is it OpenSSL 1.1.1/3.x's libssl?)",
+                            lib.display()
+                        )
+                    })?;
+                links.push(link);
+            }
+        }
+
+        let queue = Rc::new(RefCell::new(VecDeque::new()));
+        let malformed = Rc::new(Cell::new(0u64));
+        let mut builder = RingBufferBuilder::new();
+        {
+            let queue = Rc::clone(&queue);
+            let malformed = Rc::clone(&malformed);
+            builder.add(&skel.maps.tls_events, move |data: &[u8]| {
+                match decode(data, mono_to_epoch) {
+                    Some(ev) => queue.borrow_mut().push_back(ev),
+                    None => malformed.set(malformed.get() + 1),
+                }
+                0
+            })?;
+        }
+        let ringbuf = builder.build().context("creating the TLS ringbuf reader")?;
+        Ok(Self {
+            _links: links,
+            ringbuf,
+            queue,
+            malformed,
+            skel,
+            libs: cfg.libs,
+        })
+    }
+
+    /// The libraries attached to.
+    pub fn libs(&self) -> &[PathBuf] {
+        &self.libs
+    }
+
+    /// Waits up to `timeout` for records and hands each event to `f`; returns how many.
+    pub fn poll(&mut self, timeout: Duration, f: &mut impl FnMut(TlsEvent)) -> Result<usize> {
+        if let Err(e) = self.ringbuf.poll(timeout) {
+            if e.kind() != libbpf_rs::ErrorKind::Interrupted {
+                return Err(e).context("polling the TLS ringbuf");
+            }
+        }
+        let mut n = 0;
+        loop {
+            let next = self.queue.borrow_mut().pop_front();
+            let Some(ev) = next else { break };
+            f(ev);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Records that could not be decoded (ABI mismatch); should be 0.
+    pub fn malformed(&self) -> u64 {
+        self.malformed.get()
+    }
+
+    /// The kernel's counters.
+    pub fn counters(&self) -> TlsCounters {
+        let mut v = [0u64; L7_TLS_C_MAX];
+        for (i, slot) in v.iter_mut().enumerate() {
+            let key = (i as u32).to_ne_bytes();
+            if let Ok(Some(per_cpu)) = self
+                .skel
+                .maps
+                .tls_counters
+                .lookup_percpu(&key, MapFlags::ANY)
+            {
+                *slot = per_cpu
+                    .iter()
+                    .filter_map(|b| b.get(..8)?.try_into().ok().map(u64::from_ne_bytes))
+                    .sum();
+            }
+        }
+        TlsCounters {
+            chunks: v[0],
+            bytes: v[1],
+            drop_chunks: v[2],
+            drop_bytes: v[3],
+            fault_bytes: v[4],
+            trunc_calls: v[5],
+            trunc_bytes: v[6],
+            state_full: v[7],
+        }
+    }
+}
+
+/// CLOCK_REALTIME - CLOCK_MONOTONIC (bpf_ktime_get_ns), from the tightest sample.
+fn realtime_minus_monotonic() -> Result<i128> {
+    fn now(clock: libc::clockid_t) -> Result<i128> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+            return Err(io::Error::last_os_error()).context("clock_gettime");
+        }
+        Ok(i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))
+    }
+    let mut best: Option<(i128, i128)> = None;
+    for _ in 0..5 {
+        let a = now(libc::CLOCK_MONOTONIC)?;
+        let real = now(libc::CLOCK_REALTIME)?;
+        let b = now(libc::CLOCK_MONOTONIC)?;
+        let sample = (b - a, real - (a + b) / 2);
+        if best.is_none_or(|(w, _)| sample.0 < w) {
+            best = Some(sample);
+        }
+    }
+    best.map(|(_, off)| off)
+        .ok_or_else(|| anyhow!("no clock sample"))
+}
+
+// ---- ringbuf record layout: exact mirror of bpf/l7rec.h ("TLS path") ----
+
+const L7_TLS_DATA: u32 = 1;
+const L7_TLS_CLOSE: u32 = 2;
+const L7_TLS_F_READ: u32 = 1 << 0;
+const L7_TLS_F_NO_TUPLE: u32 = 1 << 1;
+const L7_TLS_C_MAX: usize = 8;
+const L7_TLS_CHUNK: usize = 16384;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+/// `struct l7_sock_tuple`
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawSockTuple {
+    laddr: [u8; 16],
+    raddr: [u8; 16],
+    lport: u16,
+    rport: u16,
+    family: u16,
+    pad0: u16,
+    netns: u32,
+    pad1: u32,
+}
+
+/// `struct l7_tls_event` (data follows)
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawTlsEvent {
+    kind: u32,
+    flags: u32,
+    ts: u64,
+    ssl: u64,
+    stream_off: u64,
+    tgid: u32,
+    tid: u32,
+    len: u32,
+    fd: i32,
+    read_off: u64,
+    comm: [u8; 16],
+    sock: RawSockTuple,
+}
+
+const _: () = {
+    assert!(size_of::<RawSockTuple>() == 48);
+    assert!(size_of::<RawTlsEvent>() == 120);
+    assert!(offset_of!(RawTlsEvent, stream_off) == 24);
+    assert!(offset_of!(RawTlsEvent, len) == 40);
+    assert!(offset_of!(RawTlsEvent, read_off) == 48);
+    assert!(offset_of!(RawTlsEvent, comm) == 56);
+    assert!(offset_of!(RawTlsEvent, sock) == 72);
+};
+
+fn decode(data: &[u8], mono_to_epoch: i128) -> Option<TlsEvent> {
+    if data.len() < size_of::<RawTlsEvent>() {
+        return None;
+    }
+    // SAFETY: length checked; RawTlsEvent is repr(C) with integer fields only (any bit
+    // pattern is valid); read_unaligned copes with the ringbuf's alignment.
+    let raw: RawTlsEvent = unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) };
+    let ts_ns = u64::try_from((i128::from(raw.ts) + mono_to_epoch).max(0)).unwrap_or(u64::MAX);
+    let socket = if raw.flags & L7_TLS_F_NO_TUPLE != 0 {
+        None
+    } else {
+        Some(decode_tuple(&raw.sock)?)
+    };
+    match raw.kind {
+        L7_TLS_DATA => {
+            let len = raw.len as usize;
+            if len == 0 || len > L7_TLS_CHUNK {
+                return None;
+            }
+            let body = data.get(size_of::<RawTlsEvent>()..size_of::<RawTlsEvent>() + len)?;
+            Some(TlsEvent::Data(TlsData {
+                ts_ns,
+                ssl: raw.ssl,
+                pid: raw.tgid,
+                tid: raw.tid,
+                comm: c_string(&raw.comm),
+                read: raw.flags & L7_TLS_F_READ != 0,
+                stream_off: raw.stream_off,
+                socket,
+                data: body.to_vec(),
+            }))
+        }
+        L7_TLS_CLOSE => Some(TlsEvent::Close {
+            ts_ns,
+            ssl: raw.ssl,
+            pid: raw.tgid,
+            socket,
+        }),
+        _ => None,
+    }
+}
+
+/// Addresses as packets show them: IPv4-mapped IPv6 (dual-stack sockets) become IPv4.
+fn decode_tuple(raw: &RawSockTuple) -> Option<Endpoints> {
+    if raw.family != AF_INET && raw.family != AF_INET6 {
+        return None;
+    }
+    let addr = |bytes: [u8; 16]| -> IpAddr {
+        let v6 = Ipv6Addr::from(bytes);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    };
+    let local = SocketAddr::new(addr(raw.laddr), raw.lport);
+    let remote = SocketAddr::new(addr(raw.raddr), raw.rport);
+    // A v4-mapped address talking to a real IPv6 one cannot be one IP packet.
+    if local.is_ipv4() != remote.is_ipv4() {
+        return None;
+    }
+    Some(Endpoints { local, remote })
+}
+
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+// ---- synthesizing TCP/IP ----
+
+/// A synthesized packet for the TLS interface (raw IP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynthPacket {
+    /// ns since the Unix epoch.
+    pub ts_ns: u64,
+    /// IPv4 or IPv6 packet.
+    pub data: Vec<u8>,
+    /// Process and thread that made the SSL call.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// `pid=... comm=... tls`.
+    pub comment: String,
+}
+
+/// Counters of the synthesizer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SynthStats {
+    /// Data events received.
+    pub chunks: u64,
+    /// Data events of the other end of a connection already owned (skipped).
+    pub peer_copies: u64,
+    /// Chunks dropped because their socket never became known.
+    pub unresolved_chunks: u64,
+    /// Packets produced.
+    pub packets: u64,
+}
+
+type FlowKey = (SocketAddr, SocketAddr);
+
+fn key_of(a: SocketAddr, b: SocketAddr) -> FlowKey {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+#[derive(Debug, Default)]
+struct DirState {
+    /// Stream offset that maps to ISN + 1; set by the first chunk seen.
+    base: Option<u64>,
+    /// Highest relative end offset sent so far.
+    end: u64,
+}
+
+#[derive(Debug)]
+struct Flow {
+    /// (pid, SSL *) whose view of the connection is written.
+    owner: (u32, u64),
+    client: SocketAddr,
+    server: SocketAddr,
+    /// 0: client → server, 1: server → client.
+    dirs: [DirState; 2],
+    /// Other (pid, SSL *) that reported this connection: the other end.
+    peers: HashSet<(u32, u64)>,
+    ip_id: u16,
+}
+
+impl Flow {
+    fn isn(dir: usize) -> u32 {
+        if dir == 0 {
+            ISN_CLIENT
+        } else {
+            ISN_SERVER
+        }
+    }
+
+    /// Next sequence number expected from `dir` (what the other side acknowledges).
+    fn next_seq(&self, dir: usize) -> u32 {
+        Self::isn(dir)
+            .wrapping_add(1)
+            .wrapping_add(self.dirs[dir].end as u32)
+    }
+}
+
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_PSH: u8 = 0x08;
+const TCP_ACK: u8 = 0x10;
+
+/// Turns TLS plaintext events into TCP/IP packets; see the module docs.
+#[derive(Debug, Default)]
+pub struct TlsSynth {
+    flows: HashMap<FlowKey, Flow>,
+    /// Closed connections: when, owner and peers (late copies are skipped).
+    closed: HashMap<FlowKey, (Instant, HashSet<(u32, u64)>)>,
+    /// Chunks whose socket is not known yet, per (pid, SSL *).
+    pending: HashMap<(u32, u64), (Instant, usize, Vec<TlsData>)>,
+    /// Counters.
+    pub stats: SynthStats,
+}
+
+impl TlsSynth {
+    /// Handles one event, handing the packets it yields to `out`.
+    pub fn event(&mut self, ev: TlsEvent, out: &mut impl FnMut(SynthPacket)) {
+        match ev {
+            TlsEvent::Data(d) => {
+                self.stats.chunks += 1;
+                let id = (d.pid, d.ssl);
+                let Some(sock) = d.socket else {
+                    let entry = self
+                        .pending
+                        .entry(id)
+                        .or_insert_with(|| (Instant::now(), 0, Vec::new()));
+                    if entry.1 + d.data.len() > PENDING_MAX_BYTES {
+                        self.stats.unresolved_chunks += 1;
+                    } else {
+                        entry.1 += d.data.len();
+                        entry.2.push(d);
+                    }
+                    return;
+                };
+                if let Some((_, _, waiting)) = self.pending.remove(&id) {
+                    for mut w in waiting {
+                        w.socket = Some(sock);
+                        self.data(w, sock, out);
+                    }
+                }
+                self.data(d, sock, out);
+            }
+            TlsEvent::Close {
+                ts_ns,
+                ssl,
+                pid,
+                socket,
+            } => {
+                if let Some((_, _, waiting)) = self.pending.remove(&(pid, ssl)) {
+                    self.stats.unresolved_chunks += waiting.len() as u64;
+                }
+                let Some(sock) = socket else { return };
+                let key = key_of(sock.local, sock.remote);
+                if self.flows.get(&key).is_some_and(|f| f.owner == (pid, ssl)) {
+                    if let Some(mut f) = self.flows.remove(&key) {
+                        self.fin(&mut f, ts_ns, pid, out);
+                        let mut ids = f.peers;
+                        ids.insert(f.owner);
+                        self.closed.insert(key, (Instant::now(), ids));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets closed connections and unresolved chunks older than [`LINGER`].
+    pub fn expire(&mut self) {
+        self.closed.retain(|_, (t, _)| t.elapsed() < LINGER);
+        let mut dropped = 0;
+        self.pending.retain(|_, (t, _, w)| {
+            let keep = t.elapsed() < LINGER;
+            if !keep {
+                dropped += w.len() as u64;
+            }
+            keep
+        });
+        self.stats.unresolved_chunks += dropped;
+    }
+
+    fn data(&mut self, d: TlsData, sock: Endpoints, out: &mut impl FnMut(SynthPacket)) {
+        let (src, dst) = if d.read {
+            (sock.remote, sock.local)
+        } else {
+            (sock.local, sock.remote)
+        };
+        let key = key_of(src, dst);
+        let id = (d.pid, d.ssl);
+        if let Some(f) = self.flows.get_mut(&key) {
+            if f.owner != id {
+                f.peers.insert(id);
+                self.stats.peer_copies += 1;
+                return;
+            }
+        } else {
+            if self
+                .closed
+                .get(&key)
+                .is_some_and(|(_, ids)| ids.contains(&id))
+            {
+                self.stats.peer_copies += 1;
+                return;
+            }
+            self.closed.remove(&key);
+            // HTTP/1 clients speak first: the sender of the first byte is the client.
+            let mut f = Flow {
+                owner: id,
+                client: src,
+                server: dst,
+                dirs: Default::default(),
+                peers: HashSet::new(),
+                ip_id: 0,
+            };
+            self.handshake(&mut f, &d, out);
+            self.flows.insert(key, f);
+        }
+        let Some(f) = self.flows.get_mut(&key) else {
+            return;
+        };
+        let dir = usize::from(src != f.client);
+        let base = *f.dirs[dir].base.get_or_insert(d.stream_off);
+        let rel = d.stream_off.wrapping_sub(base);
+        let comment = format!("pid={} comm={} tls", d.pid, d.comm);
+        for (i, part) in d.data.chunks(MAX_SEGMENT).enumerate() {
+            let off = rel.wrapping_add((i * MAX_SEGMENT) as u64);
+            let seq = Flow::isn(dir).wrapping_add(1).wrapping_add(off as u32);
+            let ack = f.next_seq(1 - dir);
+            f.ip_id = f.ip_id.wrapping_add(1);
+            let pkt = build_packet(src, dst, seq, ack, TCP_ACK | TCP_PSH, f.ip_id, part);
+            let end = off.wrapping_add(part.len() as u64);
+            if end > f.dirs[dir].end && end < 1 << 62 {
+                f.dirs[dir].end = end;
+            }
+            self.stats.packets += 1;
+            out(SynthPacket {
+                ts_ns: d.ts_ns,
+                data: pkt,
+                pid: d.pid,
+                tid: d.tid,
+                comment: comment.clone(),
+            });
+        }
+    }
+
+    fn handshake(&mut self, f: &mut Flow, d: &TlsData, out: &mut impl FnMut(SynthPacket)) {
+        let comment = format!("pid={} comm={} tls", d.pid, d.comm);
+        let (c, s) = (f.client, f.server);
+        let segs = [
+            (c, s, ISN_CLIENT, 0, TCP_SYN),
+            (
+                s,
+                c,
+                ISN_SERVER,
+                ISN_CLIENT.wrapping_add(1),
+                TCP_SYN | TCP_ACK,
+            ),
+            (
+                c,
+                s,
+                ISN_CLIENT.wrapping_add(1),
+                ISN_SERVER.wrapping_add(1),
+                TCP_ACK,
+            ),
+        ];
+        for (src, dst, seq, ack, flags) in segs {
+            f.ip_id = f.ip_id.wrapping_add(1);
+            self.stats.packets += 1;
+            out(SynthPacket {
+                ts_ns: d.ts_ns,
+                data: build_packet(src, dst, seq, ack, flags, f.ip_id, &[]),
+                pid: d.pid,
+                tid: d.tid,
+                comment: comment.clone(),
+            });
+        }
+    }
+
+    fn fin(&mut self, f: &mut Flow, ts_ns: u64, pid: u32, out: &mut impl FnMut(SynthPacket)) {
+        let comment = format!("pid={pid} tls");
+        let (c, s) = (f.client, f.server);
+        let (cs, ss) = (f.next_seq(0), f.next_seq(1));
+        let segs = [
+            (c, s, cs, ss, TCP_FIN | TCP_ACK),
+            (s, c, ss, cs.wrapping_add(1), TCP_FIN | TCP_ACK),
+            (c, s, cs.wrapping_add(1), ss.wrapping_add(1), TCP_ACK),
+        ];
+        for (src, dst, seq, ack, flags) in segs {
+            f.ip_id = f.ip_id.wrapping_add(1);
+            self.stats.packets += 1;
+            out(SynthPacket {
+                ts_ns,
+                data: build_packet(src, dst, seq, ack, flags, f.ip_id, &[]),
+                pid,
+                tid: pid,
+                comment: comment.clone(),
+            });
+        }
+    }
+}
+
+/// Ones' complement sum of `data` (as big-endian 16-bit words) added to `sum`.
+fn sum16(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for w in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4 or IPv6 packet with a 20-byte TCP header and `payload`, checksums set.
+/// Both addresses must be of the same family.
+fn build_packet(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    ip_id: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let tcp_len = 20 + payload.len();
+    let mut tcp = Vec::with_capacity(tcp_len);
+    tcp.extend_from_slice(&src.port().to_be_bytes());
+    tcp.extend_from_slice(&dst.port().to_be_bytes());
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&(if flags & TCP_ACK != 0 { ack } else { 0 }).to_be_bytes());
+    tcp.push(5 << 4);
+    tcp.push(flags);
+    tcp.extend_from_slice(&0xffffu16.to_be_bytes()); // window
+    tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    tcp.extend_from_slice(payload);
+
+    let mut pkt;
+    let pseudo;
+    match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            pkt = Vec::with_capacity(20 + tcp_len);
+            pkt.push(0x45);
+            pkt.push(0);
+            pkt.extend_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
+            pkt.extend_from_slice(&ip_id.to_be_bytes());
+            pkt.extend_from_slice(&0x4000u16.to_be_bytes()); // DF
+            pkt.push(64);
+            pkt.push(6);
+            pkt.extend_from_slice(&[0, 0]);
+            pkt.extend_from_slice(&s.octets());
+            pkt.extend_from_slice(&d.octets());
+            let c = fold(sum16(0, &pkt));
+            pkt[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut p = Vec::with_capacity(12);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            p.extend_from_slice(&[0, 6]);
+            p.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+            pseudo = p;
+        }
+        (s, d) => {
+            let v6 = |a: IpAddr| match a {
+                IpAddr::V6(a) => a,
+                IpAddr::V4(a) => a.to_ipv6_mapped(),
+            };
+            let (s, d) = (v6(s), v6(d));
+            pkt = Vec::with_capacity(40 + tcp_len);
+            pkt.extend_from_slice(&0x6000_0000u32.to_be_bytes());
+            pkt.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+            pkt.push(6);
+            pkt.push(64);
+            pkt.extend_from_slice(&s.octets());
+            pkt.extend_from_slice(&d.octets());
+            let mut p = Vec::with_capacity(40);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            p.extend_from_slice(&(tcp_len as u32).to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 6]);
+            pseudo = p;
+        }
+    }
+    let c = fold(sum16(sum16(0, &pseudo), &tcp));
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    pkt.extend_from_slice(&tcp);
+    pkt
+}
+
+// ---- the recorder's use of all this ----
+
+/// TLS capture inside `l7rec record`: tracer, synthesizer, the capture interface and an
+/// optional redactor of its own (the plaintext flows' 4-tuples are the ciphertext's).
+pub struct TlsRecording {
+    tracer: TlsTracer,
+    synth: TlsSynth,
+    interface_id: u32,
+    redactor: Option<Redactor>,
+    scratch: Vec<SynthPacket>,
+    events: u64,
+}
+
+/// What `--tls`, `--no-tls` and `--ssl-lib` ask for.
+#[derive(Debug, Clone, Default)]
+pub struct TlsChoice {
+    /// `--tls` given.
+    pub tls: bool,
+    /// `--no-tls` given.
+    pub no_tls: bool,
+    /// `--ssl-lib` paths.
+    pub libs: Vec<PathBuf>,
+}
+
+impl TlsRecording {
+    /// Starts TLS capture as chosen and adds its interface to `writer`. `Ok(None)` when
+    /// off (`--no-tls`, or by default when no libssl is found or attaching fails: a
+    /// warning says why). Errors only when TLS capture was asked for explicitly.
+    pub fn start(
+        choice: &TlsChoice,
+        pid: Option<u32>,
+        redact_headers: Option<&[String]>,
+        writer: &mut CaptureWriter<File>,
+    ) -> Result<Option<Self>> {
+        if choice.no_tls {
+            return Ok(None);
+        }
+        let explicit = choice.tls || !choice.libs.is_empty();
+        let mut libs = choice.libs.clone();
+        if libs.is_empty() || choice.tls {
+            match find_libssl() {
+                Some(p) if !libs.iter().any(|l| same_file(l, &p)) => libs.insert(0, p),
+                Some(_) => {}
+                None if choice.libs.is_empty() => {
+                    if explicit {
+                        bail!(
+                            "--tls: no libssl.so.3 found ({DEFAULT_LIBSSL} missing, not in \
+                             `ldconfig -p`); name it with --ssl-lib PATH"
+                        );
+                    }
+                    return Ok(None);
+                }
+                None => {}
+            }
+        }
+        let tracer = match TlsTracer::start(TlsConfig {
+            libs,
+            pid,
+            ..Default::default()
+        }) {
+            Ok(t) => t,
+            Err(e) if !explicit => {
+                eprintln!("l7rec: warning: TLS plaintext capture is off: {e:#}");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.context("starting TLS plaintext capture")),
+        };
+        let redactor = match redact_headers {
+            Some(h) => Some(Redactor::new(h).map_err(|e| anyhow!("--redact-header: {e}"))?),
+            None => None,
+        };
+        let libs: Vec<String> = tracer
+            .libs()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let interface_id = writer.add_interface(&Interface {
+            name: TLS_INTERFACE.to_owned(),
+            description: Some(format!(
+                "TLS plaintext from uprobes on {} (synthesized TCP/IP)",
+                libs.join(", ")
+            )),
+            linktype: l7rec_capture::linktype::RAW,
+            snaplen: 0,
+        })?;
+        Ok(Some(Self {
+            tracer,
+            synth: TlsSynth::default(),
+            interface_id,
+            redactor,
+            scratch: Vec::new(),
+            events: 0,
+        }))
+    }
+
+    /// The libraries attached to, for the start-up message.
+    pub fn libs(&self) -> &[PathBuf] {
+        self.tracer.libs()
+    }
+
+    /// Reads what the kernel has and writes the synthesized packets; returns how many
+    /// events were read.
+    pub fn poll(&mut self, writer: &mut CaptureWriter<File>) -> Result<usize> {
+        let synth = &mut self.synth;
+        let scratch = &mut self.scratch;
+        let n = self.tracer.poll(Duration::ZERO, &mut |ev| {
+            synth.event(ev, &mut |p| scratch.push(p))
+        })?;
+        self.events += n as u64;
+        for mut p in self.scratch.drain(..) {
+            if let Some(r) = self.redactor.as_mut() {
+                r.redact_frame(l7rec_capture::linktype::RAW, &mut p.data);
+            }
+            writer.write_packet(&PacketOut {
+                interface_id: self.interface_id,
+                ts_ns: p.ts_ns,
+                data: &p.data,
+                orig_len: p.data.len() as u32,
+                direction: Direction::Unknown,
+                process: Some((p.pid, p.tid)),
+                comment: Some(&p.comment),
+            })?;
+        }
+        Ok(n)
+    }
+
+    /// Periodic housekeeping.
+    pub fn expire(&mut self) {
+        self.synth.expire();
+    }
+
+    /// Counters for the statistics record: "tls" in records (chunks), "tls-bytes".
+    pub fn sources(&self) -> Vec<SourceStats> {
+        let k = self.tracer.counters();
+        vec![
+            SourceStats {
+                name: "tls".into(),
+                received: self.synth.stats.chunks,
+                dropped: k.drop_chunks
+                    + k.trunc_calls
+                    + k.state_full
+                    + self.synth.stats.unresolved_chunks
+                    + self.tracer.malformed(),
+            },
+            SourceStats {
+                name: "tls-bytes".into(),
+                received: k.bytes,
+                dropped: k.drop_bytes + k.fault_bytes + k.trunc_bytes,
+            },
+        ]
+    }
+
+    /// One-line summary for the end of recording.
+    pub fn summary(&self) -> String {
+        let k = self.tracer.counters();
+        format!(
+            "TLS: {} plaintext chunks ({} bytes), {} packets; lost: {} chunks ({} bytes) ringbuf full, {} bytes unreadable, {} calls over 16 MiB ({} bytes), {} chunks without socket",
+            self.synth.stats.chunks,
+            k.bytes,
+            self.synth.stats.packets,
+            k.drop_chunks,
+            k.drop_bytes,
+            k.fault_bytes,
+            k.trunc_calls,
+            k.trunc_bytes,
+            self.synth.stats.unresolved_chunks,
+        )
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use l7rec_analyzer::decode::tcp_segment;
+    use l7rec_capture::linktype::RAW;
+
+    fn ep(local: &str, remote: &str) -> Option<Endpoints> {
+        Some(Endpoints {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+        })
+    }
+
+    fn data(
+        pid: u32,
+        ssl: u64,
+        read: bool,
+        off: u64,
+        sock: Option<Endpoints>,
+        b: &[u8],
+    ) -> TlsEvent {
+        TlsEvent::Data(TlsData {
+            ts_ns: 1_000 + off,
+            ssl,
+            pid,
+            tid: pid,
+            comm: "curl".into(),
+            read,
+            stream_off: off,
+            socket: sock,
+            data: b.to_vec(),
+        })
+    }
+
+    fn run(synth: &mut TlsSynth, evs: Vec<TlsEvent>) -> Vec<SynthPacket> {
+        let mut out = Vec::new();
+        for ev in evs {
+            synth.event(ev, &mut |p| out.push(p));
+        }
+        out
+    }
+
+    fn checksum_ok(pkt: &[u8]) -> bool {
+        // Re-summing a packet including its checksum gives 0 after folding.
+        let (ip_len, pseudo) = if pkt[0] >> 4 == 4 {
+            let ihl = 20;
+            let tcp_len = pkt.len() - ihl;
+            let mut p = pkt[12..20].to_vec();
+            p.extend_from_slice(&[0, 6]);
+            p.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+            if fold(sum16(0, &pkt[..20])) != 0 {
+                return false;
+            }
+            (ihl, p)
+        } else {
+            let tcp_len = pkt.len() - 40;
+            let mut p = pkt[8..40].to_vec();
+            p.extend_from_slice(&(tcp_len as u32).to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 6]);
+            (40, p)
+        };
+        fold(sum16(sum16(0, &pseudo), &pkt[ip_len..])) == 0
+    }
+
+    #[test]
+    fn client_view_becomes_a_clean_tcp_stream() {
+        let mut s = TlsSynth::default();
+        let sock = ep("127.0.0.1:40000", "127.0.0.1:8443");
+        let pkts = run(
+            &mut s,
+            vec![
+                data(10, 0xa, false, 0, sock, b"GET / HTTP/1.1\r\n\r\n"),
+                data(10, 0xa, true, 0, sock, b"HTTP/1.1 200 OK\r\n"),
+                data(10, 0xa, true, 17, sock, b"Content-Length: 0\r\n\r\n"),
+                TlsEvent::Close {
+                    ts_ns: 5_000,
+                    ssl: 0xa,
+                    pid: 10,
+                    socket: sock,
+                },
+            ],
+        );
+        assert_eq!(pkts.len(), 3 + 3 + 3);
+        let segs: Vec<_> = pkts
+            .iter()
+            .map(|p| tcp_segment(RAW, &p.data).unwrap())
+            .collect();
+        assert!(pkts.iter().all(|p| checksum_ok(&p.data)));
+        assert!(segs[0].syn && !segs[0].ack);
+        assert_eq!(segs[0].src, "127.0.0.1:40000".parse().unwrap());
+        assert!(segs[1].syn && segs[1].ack);
+        assert_eq!(segs[3].seq, ISN_CLIENT + 1);
+        assert_eq!(segs[3].payload, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(segs[4].src, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(segs[4].seq, ISN_SERVER + 1);
+        assert_eq!(segs[5].seq, ISN_SERVER + 1 + 17);
+        assert!(segs[6].fin && segs[7].fin && !segs[8].fin);
+        assert_eq!(segs[6].seq, ISN_CLIENT + 1 + 18);
+        assert_eq!(pkts[3].comment, "pid=10 comm=curl tls");
+    }
+
+    #[test]
+    fn server_view_and_peer_copies() {
+        let mut s = TlsSynth::default();
+        let server = ep("127.0.0.1:8443", "127.0.0.1:40000");
+        let client = ep("127.0.0.1:40000", "127.0.0.1:8443");
+        let pkts = run(
+            &mut s,
+            vec![
+                // nginx reads the request first: it owns the connection.
+                data(20, 0xb, true, 0, server, b"GET / HTTP/1.1\r\n\r\n"),
+                // curl's copy of the same bytes is skipped.
+                data(10, 0xa, false, 0, client, b"GET / HTTP/1.1\r\n\r\n"),
+                data(20, 0xb, false, 0, server, b"HTTP/1.1 200 OK\r\n\r\n"),
+                data(10, 0xa, true, 0, client, b"HTTP/1.1 200 OK\r\n\r\n"),
+                TlsEvent::Close {
+                    ts_ns: 9,
+                    ssl: 0xb,
+                    pid: 20,
+                    socket: server,
+                },
+                // A late copy after the owner closed: still skipped.
+                data(10, 0xa, true, 19, client, b"x"),
+            ],
+        );
+        assert_eq!(s.stats.peer_copies, 3);
+        let segs: Vec<_> = pkts
+            .iter()
+            .map(|p| tcp_segment(RAW, &p.data).unwrap())
+            .collect();
+        // Client is the sender of the first byte, whoever reported it.
+        assert_eq!(segs[0].src, "127.0.0.1:40000".parse().unwrap());
+        assert_eq!(segs[3].payload, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(segs[4].src, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(pkts.len(), 3 + 2 + 3);
+    }
+
+    #[test]
+    fn lost_bytes_leave_a_hole_and_unknown_sockets_wait() {
+        let mut s = TlsSynth::default();
+        let sock = ep("[::1]:40000", "[::1]:8443");
+        let pkts = run(
+            &mut s,
+            vec![
+                data(10, 0xa, false, 100, None, b"abc"),
+                data(10, 0xa, false, 103, sock, b"def"),
+                // 100 bytes lost in the kernel.
+                data(10, 0xa, false, 206, sock, b"ghi"),
+            ],
+        );
+        let segs: Vec<_> = pkts
+            .iter()
+            .map(|p| tcp_segment(RAW, &p.data).unwrap())
+            .collect();
+        assert!(pkts.iter().all(|p| checksum_ok(&p.data)));
+        assert_eq!(segs[3].seq, ISN_CLIENT + 1);
+        assert_eq!(segs[3].payload, b"abc");
+        assert_eq!(segs[4].seq, ISN_CLIENT + 4);
+        assert_eq!(segs[5].seq, ISN_CLIENT + 1 + 106);
+        assert!(segs[5].src.is_ipv6());
+    }
+
+    #[test]
+    fn big_chunks_are_split() {
+        let mut s = TlsSynth::default();
+        let sock = ep("10.0.0.1:1234", "10.0.0.2:443");
+        let big = vec![b'x'; 150_000];
+        let pkts = run(&mut s, vec![data(1, 1, false, 0, sock, &big)]);
+        assert_eq!(pkts.len(), 3 + 3);
+        assert!(pkts.iter().all(|p| p.data.len() <= 20 + 20 + MAX_SEGMENT));
+        assert!(pkts.iter().all(|p| checksum_ok(&p.data)));
+    }
+
+    #[test]
+    fn decodes_records() {
+        let mut raw = RawTlsEvent {
+            kind: L7_TLS_DATA,
+            flags: L7_TLS_F_READ,
+            ts: 5,
+            ssl: 0xdead,
+            stream_off: 7,
+            tgid: 3,
+            tid: 4,
+            len: 5,
+            fd: 9,
+            read_off: 0,
+            comm: [0; 16],
+            sock: RawSockTuple {
+                laddr: [0; 16],
+                raddr: [0; 16],
+                lport: 40000,
+                rport: 8443,
+                family: AF_INET6,
+                pad0: 0,
+                netns: 1,
+                pad1: 0,
+            },
+        };
+        raw.comm[..5].copy_from_slice(b"nginx");
+        raw.sock.laddr[10..].copy_from_slice(&[0xff, 0xff, 127, 0, 0, 1]);
+        raw.sock.raddr[10..].copy_from_slice(&[0xff, 0xff, 127, 0, 0, 1]);
+        let mut bytes = vec![0u8; size_of::<RawTlsEvent>()];
+        // SAFETY: exactly size_of::<RawTlsEvent>() bytes.
+        unsafe { std::ptr::write_unaligned(bytes.as_mut_ptr().cast::<RawTlsEvent>(), raw) };
+        bytes.extend_from_slice(b"hello...padding");
+        let Some(TlsEvent::Data(d)) = decode(&bytes, 100) else {
+            panic!("not data");
+        };
+        assert_eq!(d.data, b"hello");
+        assert_eq!(d.ts_ns, 105);
+        assert!(d.read);
+        assert_eq!(d.comm, "nginx");
+        assert_eq!(d.socket, ep("127.0.0.1:40000", "127.0.0.1:8443"));
+        assert!(decode(&bytes[..100], 0).is_none());
+        // A zero-length data record is malformed.
+        raw.len = 0;
+        // SAFETY: bytes holds at least size_of::<RawTlsEvent>() bytes.
+        unsafe { std::ptr::write_unaligned(bytes.as_mut_ptr().cast::<RawTlsEvent>(), raw) };
+        assert!(decode(&bytes, 0).is_none());
+    }
+
+    #[test]
+    fn ldconfig_output() {
+        let text = "\t2 libs found in cache `/etc/ld.so.cache'\n\
+            \tlibssl.so.3 (libc6,x86-64) => /lib/x86_64-linux-gnu/libssl.so.3\n\
+            \tlibssl.so (libc6,x86-64) => /lib/x86_64-linux-gnu/libssl.so\n";
+        assert_eq!(
+            parse_ldconfig(text, "x86_64"),
+            Some(PathBuf::from("/lib/x86_64-linux-gnu/libssl.so.3"))
+        );
+        assert_eq!(parse_ldconfig(text, "aarch64"), None);
+    }
+}
