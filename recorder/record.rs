@@ -251,7 +251,11 @@ pub fn run(args: RecordArgs) -> Result<()> {
         "l7rec: recording on {} to {}{}",
         names.join(", "),
         args.output.display(),
-        if tracer.is_some() { " (with process attribution)" } else { "" }
+        if tracer.is_some() {
+            " (with process attribution)"
+        } else {
+            ""
+        }
     );
     let mut child = spawn_command(&args.command)?;
     let started = Instant::now();
