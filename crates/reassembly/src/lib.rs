@@ -293,8 +293,26 @@ impl Reassembler {
         {
             return;
         }
-        self.skip_to(self.next + u64::from(len), sink);
-        self.deliver(&[], ts_ns, sink);
+        // Bytes of the lost range may have been captured in another segment that is
+        // already buffered (found by fuzzing): jumping `next` over them would leave
+        // buffered entries behind `next`, breaking the "all keys > next" invariant
+        // (underflow in `deliver`, bytes stuck in the buffer). Report only the holes
+        // between buffered entries as gaps, delivering the entries in between. Nothing
+        // past a known FIN is reported.
+        let mut to = self.next + u64::from(len);
+        if let Some((fin_off, _)) = self.fin {
+            to = to.min(fin_off.max(self.next));
+        }
+        while self.next < to {
+            let hole_end = self
+                .buffered
+                .first_key_value()
+                .map_or(to, |(&k, _)| k.min(to));
+            if hole_end > self.next {
+                self.skip_to(hole_end, sink);
+            }
+            self.deliver(&[], ts_ns, sink);
+        }
         self.deliver_fin_if_ready(sink);
     }
 
