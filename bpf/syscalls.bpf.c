@@ -5,12 +5,24 @@
  * Hooks: tp_btf/sys_enter + tp_btf/sys_exit with a syscall-number switch (two programs
  * instead of ~30 per-syscall tracepoints, and no tracefs needed: this kernel has no
  * kprobes/fentry and tracefs is not mounted by default), plus tp_btf/sched_process_exec
- * and tp_btf/sched_process_exit for process bookkeeping. The switch is the first thing
- * each program does, so unrelated syscalls cost one compare chain.
+ * and tp_btf/sched_process_exit for process bookkeeping.
  *
- * Kernel pointers are read with CO-RE (BPF_CORE_READ). The one direct load is the syscall
- * number in sys_exit (tp_btf's typed `regs` allows it): it runs for every syscall on the
- * host, so it avoids a helper call.
+ * Cost model: sys_enter/sys_exit run on every syscall of every task on the host, in that
+ * task's context, so their cost is paid by the traced servers and clients themselves.
+ * Measured (BENCHMARKS.md): hash-map operations and bpf_probe_read_kernel() calls were
+ * most of it. So:
+ *  - the syscall-number switch comes first; untraced syscalls cost one compare chain;
+ *  - then the per-task filters (tgid, netns, comm), read with direct BTF loads from
+ *    bpf_get_current_task_btf() (no helper calls);
+ *  - the enter->exit state lives in BPF task storage (no hash update/lookup/delete);
+ *  - the fd -> socket walk is direct loads too (bpf_core_cast), no helper calls;
+ *    files, pipes and non-TCP sockets stop before any map operation (or after one
+ *    cache lookup, for sockets already known not to be TCP);
+ *  - the per-(tgid, fd) socket cache also remembers whether the packet filter keeps
+ *    the flow, so the 40-byte flow-key lookup runs until a flow is kept, not on every
+ *    call, and a cache hit does not read the socket again;
+ *  - "process already reported" is a per-thread flag in task storage, not a lookup per
+ *    event.
  *
  * Process events carry the process's identity as the kernel sees it at that moment, read
  * in the task's own context: argv (mm->arg_start..arg_end, first L7_CMDLINE_MAX bytes)
@@ -111,23 +123,27 @@ struct {
 	__type(value, __u8);
 } l7_flows SEC(".maps");
 
-/* A syscall between enter and exit, per thread. */
-struct l7_inflight {
+/* Per-thread state, in task storage (freed with the task; no exit-time cleanup): the
+ * syscall between enter and exit, and whether the thread's process was reported. */
+struct l7_task {
 	__u64 ts_enter;
 	__u64 arg;  /* recvmmsg/sendmmsg: user pointer to the mmsghdr vector */
-	__u32 op;
+	__u64 file; /* struct file of `fd` at entry (socket cache check) */
+	__u32 op;   /* enum l7_sys_op of the syscall in flight; 0 = none */
 	__s32 fd;
-	__u32 role; /* close: role from the socket cache */
-	__u32 pad0;
+	__u32 role; /* from the socket cache */
+	__u8 kept;  /* the socket cache says the packet filter keeps this flow */
+	__u8 proc_reported; /* this tgid is in procs_seen: no lookup per event */
+	__u16 pad0;
 	struct l7_sock_tuple sock; /* I/O and close: resolved at entry */
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct l7_inflight);
-} inflight SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct l7_task);
+} task_state SEC(".maps");
 
 /* Socket tuple per (tgid, fd): filled on connect/accept exit and on first use, removed on
  * close. `file` guards against fds replaced behind our back (dup2, close_range, exit):
@@ -138,10 +154,13 @@ struct l7_sock_key {
 	__s32 fd;
 };
 
+#define L7_ROLE_NOT_TCP 0xff /* sock_cache: a socket, but not TCP/IP: ignore */
+
 struct l7_sock_val {
 	__u64 file;
-	__u32 role;
-	__u32 pad0;
+	__u32 role; /* enum l7_sys_role, or L7_ROLE_NOT_TCP */
+	__u8 kept; /* seen in l7_flows once: later calls skip the flow-key lookup */
+	__u8 pad0[3];
 	struct l7_sock_tuple sock;
 };
 
@@ -197,7 +216,7 @@ static __always_inline __u32 op_of(long id)
 static __always_inline bool is_compat_syscall(struct task_struct *task)
 {
 #if defined(__TARGET_ARCH_x86)
-	return BPF_CORE_READ(task, thread_info.status) & L7_TS_COMPAT;
+	return task->thread_info.status & L7_TS_COMPAT;
 #else
 	return false;
 #endif
@@ -217,7 +236,8 @@ static __always_inline bool comm_matches(const char comm[16])
 	return true;
 }
 
-/* Cheap per-task filters, before any fd-table walk. */
+/* Cheap per-task filters, before any fd-table walk. `task` is the current task
+ * (bpf_get_current_task_btf()): its fields are plain loads, no helper calls. */
 static __always_inline bool task_in_scope(struct task_struct *task, __u32 tgid)
 {
 	if (tgid == self_tgid)
@@ -231,26 +251,45 @@ static __always_inline bool task_in_scope(struct task_struct *task, __u32 tgid)
 		if (!comm_matches(comm))
 			return false;
 	}
-	if (!all_netns && BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) != netns_ino)
+	/* nsproxy is NULL for an exiting task: the faulting load reads 0, not our netns. */
+	if (!all_netns && task->nsproxy->net_ns->ns.inum != netns_ino)
 		return false;
 	return true;
 }
 
-/* task->files->fdt->fd[fd], or NULL. */
+/* task->files->fdt->fd[fd], or NULL, with plain loads only. The verifier gives no typed
+ * access to fdt->fd (a pointer to pointers), so the slot is read through
+ * bpf_core_cast() as a struct kiocb, whose first member is a struct file pointer. */
 static __always_inline struct file *file_of_fd(struct task_struct *task, int fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct fdtable *fdt;
 	struct file **fds;
-	struct file *file = NULL;
 
-	if (!fdt || fd < 0)
+	if (fd < 0)
 		return NULL;
-	if ((__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+	fdt = task->files->fdt;
+	if (!fdt || (__u32)fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (!fds || bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+	fds = fdt->fd;
+	if (!fds)
 		return NULL;
-	return file;
+	return bpf_core_cast(&fds[fd], struct kiocb)->ki_filp;
+}
+
+/* socket_file_ops, learned from the first socket seen (it is static in the kernel: no
+ * ksym). Lets most calls test "is a socket" with one load instead of two. */
+__u64 sock_fops = 0;
+
+static __always_inline bool is_socket_file(struct file *file)
+{
+	__u64 fops = (__u64)file->f_op;
+
+	if (fops && fops == sock_fops)
+		return true;
+	if ((file->f_inode->i_mode & L7_S_IFMT) != L7_S_IFSOCK)
+		return false;
+	sock_fops = fops;
+	return true;
 }
 
 static __always_inline void v4_mapped(__u8 out[16], __be32 addr)
@@ -261,69 +300,88 @@ static __always_inline void v4_mapped(__u8 out[16], __be32 addr)
 	__builtin_memcpy(out + 12, &addr, 4);
 }
 
-/* The TCP socket behind `file` into `t`; 0 if it is one, -1 otherwise. */
-static __always_inline int tcp_tuple_of_file(struct file *file, struct l7_sock_tuple *t)
+/* The TCP socket behind socket file `file`, or NULL. */
+static __always_inline struct sock *tcp_sock_of_file(struct file *file)
 {
-	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-	struct socket *sock;
-	struct sock *sk;
+	struct socket *sock = bpf_core_cast(file->private_data, struct socket);
+	struct sock *sk = sock->sk;
 	__u16 family;
 
-	if ((mode & L7_S_IFMT) != L7_S_IFSOCK)
-		return -1;
-	sock = BPF_CORE_READ(file, private_data);
-	sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
-		return -1;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		return NULL;
+	family = sk->__sk_common.skc_family;
 	if (family != L7_AF_INET && family != L7_AF_INET6)
-		return -1;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return -1;
-
-	t->family = family;
-	t->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	t->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	if (family == L7_AF_INET) {
-		v4_mapped(t->laddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		v4_mapped(t->raddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
-	} else {
-		BPF_CORE_READ_INTO(&t->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&t->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
-	return 0;
+		return NULL;
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return NULL;
+	return sk;
 }
 
-/* Resolve (tgid, fd) to a TCP tuple, via the cache unless `refresh`. Fills the cache
- * (with `role` when refreshing) once the socket is connected. 0 on success. */
-static __always_inline int resolve_fd(struct task_struct *task, __u32 tgid, int fd, bool refresh,
-				      __u32 role, struct l7_sock_val *out)
+/* `sk`'s endpoints into `t`. */
+static __always_inline void tuple_of_sock(struct sock *sk, struct l7_sock_tuple *t)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	t->family = family;
+	t->pad0 = 0;
+	t->pad1 = 0;
+	t->lport = sk->__sk_common.skc_num;
+	t->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	t->netns = sk->__sk_common.skc_net.net->ns.inum;
+	if (family == L7_AF_INET) {
+		v4_mapped(t->laddr, sk->__sk_common.skc_rcv_saddr);
+		v4_mapped(t->raddr, sk->__sk_common.skc_daddr);
+	} else {
+		__u32 *l = (__u32 *)t->laddr, *r = (__u32 *)t->raddr;
+
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			l[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			r[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+	}
+}
+
+/* Cache (tgid, fd) -> `val` once the socket is connected (an unconnected socket, e.g.
+ * connect() in progress at entry, has no tuple yet), or if it is not TCP. */
+static __always_inline void cache_sock(__u32 tgid, int fd, const struct l7_sock_val *val)
 {
 	struct l7_sock_key key = { .tgid = tgid, .fd = fd };
-	struct l7_sock_val *hit;
-	struct file *file = file_of_fd(task, fd);
 
-	if (!file)
+	if (val->sock.rport || val->role == L7_ROLE_NOT_TCP)
+		bpf_map_update_elem(&sock_cache, &key, val, BPF_ANY);
+}
+
+/* At connect/accept exit: the (now connected) socket behind `fd`, with `role`, cached.
+ * 0 on success. */
+static __always_inline int refresh_fd(struct task_struct *task, __u32 tgid, int fd, __u32 role,
+				      struct l7_sock_val *out)
+{
+	struct file *file = file_of_fd(task, fd);
+	struct sock *sk;
+
+	if (!file || !is_socket_file(file))
 		return -1;
-	hit = bpf_map_lookup_elem(&sock_cache, &key);
-	if (hit && hit->file == (__u64)file) {
-		if (!refresh) {
-			__builtin_memcpy(out, hit, sizeof(*out));
-			return 0;
-		}
-		if (role == L7_ROLE_UNKNOWN)
-			role = hit->role;
-	}
-	__builtin_memset(out, 0, sizeof(*out));
-	if (tcp_tuple_of_file(file, &out->sock))
+	sk = tcp_sock_of_file(file);
+	if (!sk)
 		return -1;
 	out->file = (__u64)file;
 	out->role = role;
-	/* An unconnected socket (e.g. connect() in progress at entry) has no tuple yet. */
-	if (out->sock.rport)
-		bpf_map_update_elem(&sock_cache, &key, out, BPF_ANY);
+	out->kept = 0;
+	out->pad0[0] = out->pad0[1] = out->pad0[2] = 0;
+	tuple_of_sock(sk, &out->sock);
+	cache_sock(tgid, fd, out);
 	return 0;
+}
+
+/* Remember in the socket cache that the flow is kept (once per socket). */
+static __always_inline void mark_kept(__u32 tgid, int fd, __u64 file)
+{
+	struct l7_sock_key key = { .tgid = tgid, .fd = fd };
+	struct l7_sock_val *hit = bpf_map_lookup_elem(&sock_cache, &key);
+
+	if (hit && hit->file == file)
+		hit->kept = 1;
 }
 
 /* Is this socket's connection one the packet filter keeps? Builds the shared flow key:
@@ -488,10 +546,15 @@ __noinline int l7_emit_proc(__u32 reason)
 	return 0;
 }
 
-static __always_inline void maybe_emit_proc(__u32 tgid)
+/* Report the process before its first event: once per tgid (procs_seen), and looked up
+ * once per thread (the flag in its task storage). */
+static __always_inline void maybe_emit_proc(struct l7_task *st, __u32 tgid)
 {
 	__u8 one = 1;
 
+	if (st->proc_reported)
+		return;
+	st->proc_reported = 1;
 	if (bpf_map_lookup_elem(&procs_seen, &tgid))
 		return;
 	/* NOEXIST: of two threads racing here, only one reports. */
@@ -500,22 +563,23 @@ static __always_inline void maybe_emit_proc(__u32 tgid)
 	l7_emit_proc(L7_PROC_FIRST_SEEN);
 }
 
-static __always_inline void emit_sys(struct task_struct *task, __u64 pid_tgid, __u32 kind,
-				     const struct l7_inflight *in, __s32 fd, __u32 role, long ret,
-				     __u64 bytes, const struct l7_sock_tuple *sock)
+static __always_inline void emit_sys(struct task_struct *task, struct l7_task *st,
+				     __u64 pid_tgid, __u32 kind,
+				     __u32 op, __s32 fd, __u32 role, long ret, __u64 bytes,
+				     const struct l7_sock_tuple *sock)
 {
 	__u32 tgid = pid_tgid >> 32;
 	struct l7_sys_event *e;
 
-	maybe_emit_proc(tgid);
+	maybe_emit_proc(st, tgid);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_drop();
 		return;
 	}
 	e->kind = kind;
-	e->op = in->op;
-	e->ts_enter = in->ts_enter;
+	e->op = op;
+	e->ts_enter = st->ts_enter;
 	e->ts_exit = bpf_ktime_get_ns();
 	e->ret = ret;
 	e->bytes = bytes;
@@ -523,7 +587,8 @@ static __always_inline void emit_sys(struct task_struct *task, __u64 pid_tgid, _
 	e->tid = (__u32)pid_tgid;
 	e->fd = fd;
 	e->role = role;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	/* Two loads rather than the bpf_get_current_comm() helper (a string copy). */
+	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
 	__builtin_memcpy(&e->sock, sock, sizeof(e->sock));
 	bpf_ringbuf_submit(e, 0);
 }
@@ -560,34 +625,65 @@ int BPF_PROG(l7_sys_enter, struct pt_regs *regs, long id)
 {
 	__u32 op = op_of(id);
 	struct task_struct *task;
-	struct l7_inflight in;
-	struct l7_sock_val sv;
-	__u64 pid_tgid;
+	struct l7_sock_key key;
+	struct l7_sock_val *hit;
+	struct l7_task *st;
+	struct file *file;
+	struct sock *sk;
 	__u32 tgid;
 	int fd;
 
 	if (!op)
 		return 0;
-	pid_tgid = bpf_get_current_pid_tgid();
-	tgid = pid_tgid >> 32;
-	task = (struct task_struct *)bpf_get_current_task();
+	task = bpf_get_current_task_btf();
+	tgid = task->tgid;
 	if (is_compat_syscall(task) || !task_in_scope(task, tgid))
 		return 0;
 
+	/* Only TCP sockets; files and pipes stop here, before any map operation. connect:
+	 * the socket has no tuple yet; accept: the tuple is the new fd's. Both only need "is
+	 * a TCP socket" here; close and I/O need the tuple now. */
 	fd = (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
-	__builtin_memset(&in, 0, sizeof(in));
-	/* connect: the socket has no tuple yet; accept: the tuple is the new fd's. Both
-	 * only need "is a TCP socket" here; close and I/O need the tuple now. */
-	if (resolve_fd(task, tgid, fd, false, L7_ROLE_UNKNOWN, &sv))
+	file = file_of_fd(task, fd);
+	if (!file || !is_socket_file(file))
 		return 0;
-	in.ts_enter = bpf_ktime_get_ns();
-	in.op = op;
-	in.fd = fd;
-	in.role = sv.role;
-	__builtin_memcpy(&in.sock, &sv.sock, sizeof(in.sock));
+	key.tgid = tgid;
+	key.fd = fd;
+	hit = bpf_map_lookup_elem(&sock_cache, &key);
+	if (hit && hit->file == (__u64)file) {
+		/* Known socket: no need to look at it again. */
+		if (hit->role == L7_ROLE_NOT_TCP)
+			return 0;
+		st = bpf_task_storage_get(&task_state, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!st)
+			return 0;
+		st->role = hit->role;
+		st->kept = hit->kept;
+		__builtin_memcpy(&st->sock, &hit->sock, sizeof(st->sock));
+	} else {
+		struct l7_sock_val val = { .file = (__u64)file, .role = L7_ROLE_UNKNOWN };
+
+		sk = tcp_sock_of_file(file);
+		if (!sk) {
+			val.role = L7_ROLE_NOT_TCP; /* UDP, unix, netlink...: remember */
+			cache_sock(tgid, fd, &val);
+			return 0;
+		}
+		st = bpf_task_storage_get(&task_state, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!st)
+			return 0;
+		tuple_of_sock(sk, &val.sock);
+		cache_sock(tgid, fd, &val);
+		st->role = L7_ROLE_UNKNOWN;
+		st->kept = 0;
+		__builtin_memcpy(&st->sock, &val.sock, sizeof(st->sock));
+	}
+	st->file = (__u64)file;
+	st->fd = fd;
 	if (op == L7_OP_RECVMMSG || op == L7_OP_SENDMMSG)
-		in.arg = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	bpf_map_update_elem(&inflight, &pid_tgid, &in, BPF_ANY);
+		st->arg = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	st->ts_enter = bpf_ktime_get_ns();
+	st->op = op; /* last: marks the entry complete */
 	return 0;
 }
 
@@ -596,67 +692,71 @@ int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
 {
 	__u32 op = op_of(L7_SYSCALL_NR(regs));
 	struct task_struct *task;
-	struct l7_inflight *pin;
-	struct l7_inflight in;
 	struct l7_sock_val sv;
 	struct l7_sock_key key;
+	struct l7_task *st;
 	__u64 pid_tgid, bytes;
 	__u32 tgid;
 
 	if (!op)
 		return 0;
-	pid_tgid = bpf_get_current_pid_tgid();
-	pin = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (!pin)
+	task = bpf_get_current_task_btf();
+	st = bpf_task_storage_get(&task_state, task, 0, 0);
+	if (!st)
 		return 0;
-	__builtin_memcpy(&in, pin, sizeof(in));
-	bpf_map_delete_elem(&inflight, &pid_tgid);
-	if (in.op != op)
+	if (st->op != op) {
+		st->op = 0;
 		return 0;
-	tgid = pid_tgid >> 32;
-	task = (struct task_struct *)bpf_get_current_task();
+	}
+	st->op = 0; /* the fields below stay valid until this thread's next sys_enter */
+	tgid = task->tgid;
+	pid_tgid = (__u64)tgid << 32 | (__u32)task->pid;
 
 	switch (op) {
 	case L7_OP_CONNECT:
 		if (is_retry(ret))
 			return 0;
 		/* Non-blocking connect returns -EINPROGRESS with the tuple already bound. */
-		if (resolve_fd(task, tgid, in.fd, true, L7_ROLE_CLIENT, &sv))
+		if (refresh_fd(task, tgid, st->fd, L7_ROLE_CLIENT, &sv))
 			return 0;
-		emit_sys(task, pid_tgid, L7_EV_CONN, &in, in.fd, L7_ROLE_CLIENT, ret, 0, &sv.sock);
-		return 0;
+		emit_sys(task, st, pid_tgid, L7_EV_CONN, op, st->fd, L7_ROLE_CLIENT, ret, 0, &sv.sock);
+		break;
 	case L7_OP_ACCEPT:
 	case L7_OP_ACCEPT4:
 		if (ret < 0 || ret > 0x7fffffff)
 			return 0;
-		if (resolve_fd(task, tgid, (int)ret, true, L7_ROLE_SERVER, &sv))
+		if (refresh_fd(task, tgid, (int)ret, L7_ROLE_SERVER, &sv))
 			return 0;
-		emit_sys(task, pid_tgid, L7_EV_CONN, &in, (int)ret, L7_ROLE_SERVER, ret, 0,
-			 &sv.sock);
-		return 0;
+		emit_sys(task, st, pid_tgid, L7_EV_CONN, op, (int)ret, L7_ROLE_SERVER, ret, 0, &sv.sock);
+		break;
 	case L7_OP_CLOSE:
 		key.tgid = tgid;
-		key.fd = in.fd;
+		key.fd = st->fd;
 		bpf_map_delete_elem(&sock_cache, &key);
-		emit_sys(task, pid_tgid, L7_EV_CONN, &in, in.fd, in.role, ret, 0, &in.sock);
-		return 0;
+		emit_sys(task, st, pid_tgid, L7_EV_CONN, op, st->fd, st->role, ret, 0, &st->sock);
+		break;
 	default:
 		if (is_retry(ret))
 			return 0;
 		/* Checked at exit, not entry: a flow becomes "kept" when the socket filter sees
-		 * its first HTTP payload, i.e. during the very send/recv that carries it. */
-		if (only_kept_flows && !flow_is_kept(&in.sock))
-			return 0;
+		 * its first HTTP payload, i.e. during the very send/recv that carries it. Once
+		 * seen, the socket cache remembers it. */
+		if (only_kept_flows && !st->kept) {
+			if (!flow_is_kept(&st->sock))
+				return 0;
+			mark_kept(tgid, st->fd, st->file);
+		}
 		bytes = 0;
 		if (op == L7_OP_RECVMMSG || op == L7_OP_SENDMMSG) {
 			if (ret > 0)
-				bytes = mmsg_bytes(in.arg, ret);
+				bytes = mmsg_bytes(st->arg, ret);
 		} else if (ret > 0) {
 			bytes = ret;
 		}
-		emit_sys(task, pid_tgid, L7_EV_IO, &in, in.fd, in.role, ret, bytes, &in.sock);
-		return 0;
+		emit_sys(task, st, pid_tgid, L7_EV_IO, op, st->fd, st->role, ret, bytes, &st->sock);
+		break;
 	}
+	return 0;
 }
 
 /* A reported process replaced its image: report it again (new comm, exe, cmdline). */
@@ -664,7 +764,7 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(l7_proc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 
 	if (!bpf_map_lookup_elem(&procs_seen, &tgid))
 		return 0;
@@ -674,16 +774,16 @@ int BPF_PROG(l7_proc_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	return 0;
 }
 
-/* Forget exiting threads and processes, so a reused pid is reported afresh. Keyed on the
- * leader's exit rather than the tracepoint's group_dead argument (only in recent kernels);
- * a leader that exits before its threads at worst causes one duplicate process event. */
+/* Forget exiting processes, so a reused pid is reported afresh. Keyed on the leader's
+ * exit rather than the tracepoint's group_dead argument (only in recent kernels); a
+ * leader that exits before its threads at worst causes one duplicate process event.
+ * Per-thread state (task storage) is freed with the task. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(l7_proc_exit, struct task_struct *p)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 
-	bpf_map_delete_elem(&inflight, &pid_tgid);
 	if ((__u32)pid_tgid == tgid)
 		bpf_map_delete_elem(&procs_seen, &tgid);
 	return 0;

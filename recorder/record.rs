@@ -173,7 +173,9 @@ pub fn run(args: RecordArgs) -> Result<()> {
         compression: if args.no_compress {
             Compression::None
         } else {
-            Compression::Zstd { level: 3 }
+            // Level 1: the recorder's CPU comes out of the traced servers' share, and
+            // even level 1 keeps files far below a plain pcap (BENCHMARKS.md).
+            Compression::Zstd { level: 1 }
         },
         os: Some(os_description()),
         hardware: Some(std::env::consts::ARCH.to_owned()),

@@ -3,7 +3,9 @@
 //! Loads `bpf/syscalls.bpf.c` (tp_btf `sys_enter`/`sys_exit` with a syscall-number switch,
 //! plus `sched_process_exec`/`sched_process_exit`; no tracefs needed), filters in the
 //! kernel to TCP sockets of tasks in one network namespace, and decodes the ringbuf
-//! records into [`SyscallEvent`]s.
+//! records into [`SyscallEvent`]s. The programs run on every syscall of every task, in
+//! that task's context: their cost model is described at the top of the C file and
+//! measured in `BENCHMARKS.md`.
 //!
 //! Process identity (exe, cmdline) is captured twice. The kernel copies it in the task's
 //! own context when it sends the process event: up to 1 KiB of `mm->arg_start..arg_end`
@@ -336,7 +338,14 @@ impl SyscallTracer {
 
     /// Waits up to `timeout` for events and hands each one to `f`; returns how many.
     pub fn poll(&mut self, timeout: Duration, f: &mut impl FnMut(SyscallEvent)) -> Result<usize> {
-        if let Err(e) = self.ringbuf.poll(timeout) {
+        // A zero timeout (the recorder's busy loop) reads the ring directly: no
+        // epoll_wait() syscall per loop iteration.
+        let res = if timeout.is_zero() {
+            self.ringbuf.consume()
+        } else {
+            self.ringbuf.poll(timeout)
+        };
+        if let Err(e) = res {
             if e.kind() != libbpf_rs::ErrorKind::Interrupted {
                 return Err(e).context("polling the syscall ringbuf");
             }
