@@ -2,7 +2,7 @@
 //! process and who the server process.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use l7rec_capture::{ConnectionInfo, ProcessInfo, Role};
 
@@ -27,13 +27,7 @@ pub struct Attribution {
 
 /// IPv4-mapped IPv6 addresses (from dual-stack sockets) compare as IPv4.
 fn canonical(a: SocketAddr) -> SocketAddr {
-    match a.ip() {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
-            None => a,
-        },
-        IpAddr::V4(_) => a,
-    }
+    SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
 impl Attribution {
