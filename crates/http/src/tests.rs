@@ -683,7 +683,7 @@ proptest! {
 
 /// Throughput smoke test: `cargo test --release -p l7rec-http -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "throughput measurement, not a check: run with --release --ignored"]
 fn throughput() {
     for (body, capture_headers) in [(100usize, true), (100, false), (10_000, true)] {
         let req = b"GET /api/v1/items?id=12345&x=y HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n";

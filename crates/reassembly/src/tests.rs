@@ -450,7 +450,7 @@ proptest! {
 
 /// Throughput smoke test: `cargo test --release -p l7rec-reassembly -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "throughput measurement, not a check: run with --release --ignored"]
 fn throughput() {
     let data = vec![1u8; 1448 * 4];
     let mut r = Reassembler::default();
