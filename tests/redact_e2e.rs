@@ -108,7 +108,7 @@ fn record(extra: &[&str]) -> Recording {
         .iter()
         .map(|v| format!("add_header Set-Cookie \"{v}\";\n"))
         .collect();
-    let _nginx = NginxWith::start(&ns, &www, PORT, &directives);
+    let _nginx = nginx_with(&ns, &www, PORT, &directives);
     let dir = temp_dir();
     let file = dir.path().join("cap.pcapng");
     let mut args = vec!["-i", "lo", "--port", "8080"];

@@ -32,7 +32,7 @@ const LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
 /// certificate (in its own temp dir). Killed by pid when `ns` is dropped.
 struct TlsNginx {
     pid: u32,
-    _dir: tempfile::TempDir,
+    _nginx: Nginx,
 }
 
 impl TlsNginx {
@@ -56,40 +56,16 @@ impl TlsNginx {
             "openssl req failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let conf = format!(
-            "daemon off;\n\
-             master_process off;\n\
-             worker_processes 1;\n\
-             user root;\n\
-             pid {d}/nginx.pid;\n\
-             error_log {d}/error.log warn;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n\
-               access_log off;\n\
-               default_type application/octet-stream;\n\
-               types {{ text/html html; }}\n\
-               client_body_temp_path {d}/client_body;\n\
-               proxy_temp_path {d}/proxy;\n\
-               fastcgi_temp_path {d}/fastcgi;\n\
-               uwsgi_temp_path {d}/uwsgi;\n\
-               scgi_temp_path {d}/scgi;\n\
-               large_client_header_buffers 4 32k;\n\
-               keepalive_timeout 60s;\n\
-               server {{\n\
-                 listen 127.0.0.1:{TLS_PORT} ssl;\n\
-                 ssl_certificate {d}/cert.pem;\n\
-                 ssl_certificate_key {d}/key.pem;\n\
-                 root {root};\n\
-               }}\n\
-             }}\n",
-            root = docroot.path().display()
+        let server = format!(
+            "listen 127.0.0.1:{TLS_PORT} ssl;\n\
+             ssl_certificate {d}/cert.pem;\n\
+             ssl_certificate_key {d}/key.pem;"
         );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("writing nginx.conf");
-        let err = format!("{d}/error.log");
-        let pid = ns.spawn(&["nginx", "-c", &conf_path.display().to_string(), "-e", &err]);
-        ns.wait_tcp("127.0.0.1", TLS_PORT, secs(10));
-        Self { pid, _dir: dir }
+        let nginx = Nginx::start_server(ns, docroot, dir, &server, &[("127.0.0.1", TLS_PORT)]);
+        Self {
+            pid: nginx.pid,
+            _nginx: nginx,
+        }
     }
 }
 

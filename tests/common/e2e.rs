@@ -83,13 +83,31 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// nginx serving `docroot` on 127.0.0.1 and [::1] on each of `ports`.
     pub fn start(ns: &Netns, docroot: &Docroot, ports: &[u16]) -> Self {
-        let dir = temp_dir();
-        let d = dir.path().display().to_string();
         let listens: String = ports
             .iter()
-            .map(|p| format!("    listen 127.0.0.1:{p};\n    listen [::1]:{p};\n"))
+            .map(|p| format!("listen 127.0.0.1:{p};\n listen [::1]:{p};\n"))
             .collect();
+        let wait: Vec<(&str, u16)> = ports
+            .iter()
+            .flat_map(|&p| [("127.0.0.1", p), ("::1", p)])
+            .collect();
+        Self::start_server(ns, docroot, temp_dir(), &listens, &wait)
+    }
+
+    /// nginx serving `docroot` with `server` (listen lines and any other directives)
+    /// as the body of its server block; `dir` holds the config and whatever files
+    /// `server` names (certificates, ...). Waits until each (host, port) of `wait`
+    /// accepts connections.
+    pub fn start_server(
+        ns: &Netns,
+        docroot: &Docroot,
+        dir: tempfile::TempDir,
+        server: &str,
+        wait: &[(&str, u16)],
+    ) -> Self {
+        let d = dir.path().display().to_string();
         let conf = format!(
             "daemon off;\n\
              master_process off;\n\
@@ -109,7 +127,7 @@ impl Nginx {
                scgi_temp_path {d}/scgi;\n\
                large_client_header_buffers 4 32k;\n\
                keepalive_timeout 60s;\n\
-               server {{\n{listens}    root {root};\n  }}\n\
+               server {{\n{server}\n    root {root};\n  }}\n\
              }}\n",
             root = docroot.path().display()
         );
@@ -119,9 +137,8 @@ impl Nginx {
         let err_s = format!("{d}/error.log");
         // `ip netns exec` execs nginx: the spawned pid is nginx's pid.
         let pid = ns.spawn(&["nginx", "-c", &conf_s, "-e", &err_s]);
-        for &p in ports {
-            ns.wait_tcp("127.0.0.1", p, secs(10));
-            ns.wait_tcp("::1", p, secs(10));
+        for &(host, port) in wait {
+            ns.wait_tcp(host, port, secs(10));
         }
         let pid_file = std::fs::read_to_string(dir.path().join("nginx.pid")).unwrap_or_default();
         assert_eq!(

@@ -6,55 +6,14 @@
 
 use std::path::Path;
 
-use crate::e2e::{secs, temp_dir, Docroot};
+use crate::e2e::{temp_dir, Docroot, Nginx};
 use crate::netns::Netns;
 
 /// nginx (one process, `master_process off`) on 127.0.0.1:`port` with `directives`
 /// added to its server block. Killed by pid when the namespace is dropped.
-pub struct NginxWith {
-    pub pid: u32,
-    _dir: tempfile::TempDir,
-}
-
-impl NginxWith {
-    pub fn start(ns: &Netns, docroot: &Docroot, port: u16, directives: &str) -> Self {
-        let dir = temp_dir();
-        let d = dir.path().display().to_string();
-        let conf = format!(
-            "daemon off;\n\
-             master_process off;\n\
-             worker_processes 1;\n\
-             user root;\n\
-             pid {d}/nginx.pid;\n\
-             error_log {d}/error.log warn;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n\
-               access_log off;\n\
-               default_type application/octet-stream;\n\
-               types {{ text/html html; }}\n\
-               client_body_temp_path {d}/client_body;\n\
-               proxy_temp_path {d}/proxy;\n\
-               fastcgi_temp_path {d}/fastcgi;\n\
-               uwsgi_temp_path {d}/uwsgi;\n\
-               scgi_temp_path {d}/scgi;\n\
-               large_client_header_buffers 4 32k;\n\
-               keepalive_timeout 60s;\n\
-               server {{\n\
-                 listen 127.0.0.1:{port};\n\
-                 root {root};\n\
-                 {directives}\n\
-               }}\n\
-             }}\n",
-            root = docroot.path().display()
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("writing nginx.conf");
-        let conf_s = conf_path.display().to_string();
-        let err_s = format!("{d}/error.log");
-        let pid = ns.spawn(&["nginx", "-c", &conf_s, "-e", &err_s]);
-        ns.wait_tcp("127.0.0.1", port, secs(10));
-        Self { pid, _dir: dir }
-    }
+pub fn nginx_with(ns: &Netns, docroot: &Docroot, port: u16, directives: &str) -> Nginx {
+    let server = format!("listen 127.0.0.1:{port};\n{directives}");
+    Nginx::start_server(ns, docroot, temp_dir(), &server, &[("127.0.0.1", port)])
 }
 
 /// `prefix` followed by `len` deterministic alphanumerics (different for each `seed`),
