@@ -556,21 +556,21 @@ const L7_PROC_F_NO_MM: u32 = 1 << 0;
 const L7_PROC_F_CMDLINE_FAULT: u32 = 1 << 1;
 const L7_PROC_F_EXE_PARTIAL: u32 = 1 << 2;
 
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
+pub(crate) const AF_INET: u16 = 2;
+pub(crate) const AF_INET6: u16 = 10;
 
-/// `struct l7_sock_tuple`
+/// `struct l7_sock_tuple` (shared with the TLS path).
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct RawSockTuple {
-    laddr: [u8; 16],
-    raddr: [u8; 16],
-    lport: u16,
-    rport: u16,
-    family: u16,
-    pad0: u16,
-    netns: u32,
-    pad1: u32,
+pub(crate) struct RawSockTuple {
+    pub(crate) laddr: [u8; 16],
+    pub(crate) raddr: [u8; 16],
+    pub(crate) lport: u16,
+    pub(crate) rport: u16,
+    pub(crate) family: u16,
+    pub(crate) pad0: u16,
+    pub(crate) netns: u32,
+    pub(crate) pad1: u32,
 }
 
 /// `struct l7_sys_event`
@@ -707,7 +707,7 @@ fn decode_sys(raw: RawSysEvent, clocks: &ClockOffsets) -> Option<SyscallEvent> {
     })
 }
 
-fn decode_tuple(raw: &RawSockTuple) -> Option<SocketTuple> {
+pub(crate) fn decode_tuple(raw: &RawSockTuple) -> Option<SocketTuple> {
     let addr = |bytes: [u8; 16]| -> IpAddr {
         let v6 = Ipv6Addr::from(bytes);
         if raw.family == AF_INET {
@@ -872,7 +872,7 @@ fn split_cmdline(bytes: &[u8]) -> Vec<OsString> {
         .collect()
 }
 
-fn c_string(bytes: &[u8]) -> String {
+pub(crate) fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }

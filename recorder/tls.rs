@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io;
 use std::mem::{offset_of, size_of, MaybeUninit};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,6 +36,7 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, UprobeOpts};
 
 use crate::redact::Redactor;
+use crate::syscalls::{self, c_string, RawSockTuple};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/tls.skel.rs"));
@@ -388,22 +389,6 @@ const L7_TLS_F_READ: u32 = 1 << 0;
 const L7_TLS_F_NO_TUPLE: u32 = 1 << 1;
 const L7_TLS_C_MAX: usize = 8;
 const L7_TLS_CHUNK: usize = 16384;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
-
-/// `struct l7_sock_tuple`
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct RawSockTuple {
-    laddr: [u8; 16],
-    raddr: [u8; 16],
-    lport: u16,
-    rport: u16,
-    family: u16,
-    pad0: u16,
-    netns: u32,
-    pad1: u32,
-}
 
 /// `struct l7_tls_event` (data follows)
 #[repr(C)]
@@ -477,28 +462,14 @@ fn decode(data: &[u8], mono_to_epoch: i128) -> Option<TlsEvent> {
 
 /// Addresses as packets show them: IPv4-mapped IPv6 (dual-stack sockets) become IPv4.
 fn decode_tuple(raw: &RawSockTuple) -> Option<Endpoints> {
-    if raw.family != AF_INET && raw.family != AF_INET6 {
-        return None;
-    }
-    let addr = |bytes: [u8; 16]| -> IpAddr {
-        let v6 = Ipv6Addr::from(bytes);
-        match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        }
-    };
-    let local = SocketAddr::new(addr(raw.laddr), raw.lport);
-    let remote = SocketAddr::new(addr(raw.raddr), raw.rport);
+    let t = syscalls::decode_tuple(raw)?;
+    let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let (local, remote) = (canonical(t.local), canonical(t.remote));
     // A v4-mapped address talking to a real IPv6 one cannot be one IP packet.
     if local.is_ipv4() != remote.is_ipv4() {
         return None;
     }
     Some(Endpoints { local, remote })
-}
-
-fn c_string(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 // ---- synthesizing TCP/IP ----
@@ -1243,7 +1214,7 @@ mod tests {
                 raddr: [0; 16],
                 lport: 40000,
                 rport: 8443,
-                family: AF_INET6,
+                family: syscalls::AF_INET6,
                 pad0: 0,
                 netns: 1,
                 pad1: 0,
