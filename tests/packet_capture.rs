@@ -365,10 +365,7 @@ fn check_http_capture(
         assert!(
             !other_flow,
             "captured a packet of another flow: {}:{} -> {}:{}",
-            s.src,
-            s.sport,
-            s.dst,
-            s.dport
+            s.src, s.sport, s.dst, s.dport
         );
         if !iface.loopback {
             // Elsewhere the outgoing packets are real (the capture runs on the server).

@@ -97,9 +97,15 @@ const BODY_POOL: usize = 256 * 1024;
 /// shared body pool.
 enum Piece {
     Owned(Vec<u8>),
-    Pool { start: u32, len: u32 },
+    Pool {
+        start: u32,
+        len: u32,
+    },
     /// Incompressible bytes, computed from `seed` and the offset (never stored).
-    Random { seed: u64, len: u32 },
+    Random {
+        seed: u64,
+        len: u32,
+    },
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -353,7 +359,9 @@ fn make_response(rng: &mut Rng, req: &Request) -> Message {
         }
         msg.push_owned(b"0\r\n\r\n".to_vec());
     } else {
-        head.extend_from_slice(format!("Content-Length: {len}\r\nConnection: keep-alive\r\n\r\n").as_bytes());
+        head.extend_from_slice(
+            format!("Content-Length: {len}\r\nConnection: keep-alive\r\n\r\n").as_bytes(),
+        );
         msg.push_owned(head);
         if !req.head_only {
             msg.push_body(rng, len, binary);
@@ -628,8 +636,12 @@ fn build_frame(c: &Conn, p: &Pkt, ts_ns: u64, pool: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(&tsval.wrapping_sub(3).to_be_bytes());
     }
     match p.msg {
-        1 => c.request.copy_range(pool, p.off as usize, p.len as usize, out),
-        2 => c.response.copy_range(pool, p.off as usize, p.len as usize, out),
+        1 => c
+            .request
+            .copy_range(pool, p.off as usize, p.len as usize, out),
+        2 => c
+            .response
+            .copy_range(pool, p.off as usize, p.len as usize, out),
         _ => {}
     }
     // TCP checksum over the pseudo header and the segment.
@@ -769,8 +781,20 @@ fn main() -> io::Result<()> {
     let pool: Vec<u8> = {
         // Text-like body bytes (JSON/HTML compress about as well as this).
         const WORDS: &[&str] = &[
-            "{\"id\":", "\"name\":\"", "\"price\":", "\"items\":[", "<div class=\"", "</div>",
-            "true,", "null,", "\"tags\":[\"", "lorem ", "ipsum ", "dolor ", "sit ", "amet ",
+            "{\"id\":",
+            "\"name\":\"",
+            "\"price\":",
+            "\"items\":[",
+            "<div class=\"",
+            "</div>",
+            "true,",
+            "null,",
+            "\"tags\":[\"",
+            "lorem ",
+            "ipsum ",
+            "dolor ",
+            "sit ",
+            "amet ",
         ];
         let mut b = Vec::with_capacity(BODY_POOL + 64);
         while b.len() < BODY_POOL {
@@ -854,13 +878,33 @@ fn main() -> io::Result<()> {
         let server_port = if rng.chance(0.5) { 80 } else { 8080 };
         let srv = rng.range(1, 4) as u8;
         let (client, server) = if v6 {
-            let c = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, (host >> 16) as u16, (host as u16).wrapping_add(10));
+            let c = Ipv6Addr::new(
+                0xfd00,
+                0,
+                0,
+                1,
+                0,
+                0,
+                (host >> 16) as u16,
+                (host as u16).wrapping_add(10),
+            );
             let s = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, u16::from(srv));
-            (SocketAddr::new(c.into(), port), SocketAddr::new(s.into(), server_port))
+            (
+                SocketAddr::new(c.into(), port),
+                SocketAddr::new(s.into(), server_port),
+            )
         } else {
-            let c = Ipv4Addr::new(10, 1 + (host >> 16) as u8, (host >> 8) as u8, (host as u8).wrapping_add(10));
+            let c = Ipv4Addr::new(
+                10,
+                1 + (host >> 16) as u8,
+                (host >> 8) as u8,
+                (host as u8).wrapping_add(10),
+            );
             let s = Ipv4Addr::new(10, 0, 0, srv);
-            (SocketAddr::new(c.into(), port), SocketAddr::new(s.into(), server_port))
+            (
+                SocketAddr::new(c.into(), port),
+                SocketAddr::new(s.into(), server_port),
+            )
         };
         let isn = [rng.u64() as u32, rng.u64() as u32];
         let mut c = Conn {
@@ -868,7 +912,11 @@ fn main() -> io::Result<()> {
             server,
             mss: if v6 { 1428 } else { 1448 },
             next: [isn[0].wrapping_add(1), isn[1].wrapping_add(1)],
-            requests_left: if rng.chance(0.2) { 1 } else { rng.range(2, 12) as u32 },
+            requests_left: if rng.chance(0.2) {
+                1
+            } else {
+                rng.range(2, 12) as u32
+            },
             queue: VecDeque::new(),
             request: Message::default(),
             response: Message::default(),

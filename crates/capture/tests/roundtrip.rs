@@ -11,13 +11,13 @@ fn check_full(back: &ReadBack) {
     let want = packets();
     assert_eq!(back.packets.len(), want.len());
     for (got, w) in back.packets.iter().zip(&want) {
-        assert_eq!(got.0, w.interface_id);
-        assert_eq!(got.1, w.ts_ns);
-        assert_eq!(got.2, w.data);
-        assert_eq!(got.3 as usize, w.data.len());
-        assert_eq!(got.4, w.direction);
-        assert_eq!(got.5, w.process);
-        assert_eq!(got.6, w.comment);
+        assert_eq!(got.interface_id, w.interface_id);
+        assert_eq!(got.ts_ns, w.ts_ns);
+        assert_eq!(got.data, w.data);
+        assert_eq!(got.orig_len as usize, w.data.len());
+        assert_eq!(got.direction, w.direction);
+        assert_eq!(got.process, w.process);
+        assert_eq!(got.comment, w.comment);
     }
     let recs = records();
     let want_recs: Vec<Record> = (0..want.len())

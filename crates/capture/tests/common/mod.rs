@@ -6,7 +6,8 @@ use std::io::Write;
 
 use l7rec_capture::*;
 
-/// One packet as the sample writes it.
+/// One packet as the sample writes it, or as a reader returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamplePacket {
     pub interface_id: u32,
     pub ts_ns: u64,
@@ -199,15 +200,7 @@ pub fn write_sample(compression: Compression, finish: bool) -> Vec<u8> {
 /// What a reader produced: packets as owned copies, records, stats, and the error.
 #[derive(Default, Debug)]
 pub struct ReadBack {
-    pub packets: Vec<(
-        u32,
-        u64,
-        Vec<u8>,
-        u32,
-        Direction,
-        Option<(u32, u32)>,
-        Option<String>,
-    )>,
+    pub packets: Vec<SamplePacket>,
     pub records: Vec<Record>,
     pub stats: Vec<InterfaceStats>,
     pub error: Option<String>,
@@ -224,15 +217,15 @@ pub fn read_all(bytes: Vec<u8>) -> ReadBack {
     };
     while let Some(ev) = r.next_event() {
         match ev {
-            Ok(Event::Packet(p)) => out.packets.push((
-                p.interface_id,
-                p.ts_ns,
-                p.data.to_vec(),
-                p.orig_len,
-                p.direction,
-                p.process,
-                p.comment.map(str::to_owned),
-            )),
+            Ok(Event::Packet(p)) => out.packets.push(SamplePacket {
+                interface_id: p.interface_id,
+                ts_ns: p.ts_ns,
+                data: p.data.to_vec(),
+                orig_len: p.orig_len,
+                direction: p.direction,
+                process: p.process,
+                comment: p.comment.map(str::to_owned),
+            }),
             Ok(Event::Records(r)) => out.records.extend(r),
             Ok(Event::BadRecords { offset, error }) => {
                 out.error = Some(format!("bad records at {offset}: {error}"))
