@@ -14,14 +14,16 @@
  *  - the syscall-number switch comes first; untraced syscalls cost one compare chain;
  *  - then the per-task filters (tgid, netns, comm), read with direct BTF loads from
  *    bpf_get_current_task_btf() (no helper calls);
- *  - the enter->exit state lives in BPF task storage (no hash update/lookup/delete);
+ *  - the enter->exit state is a per-thread hash entry made once per thread and deleted
+ *    at thread exit: one lookup at enter and one at exit, no update/delete per call
+ *    (task storage would be cheaper, but creating it fails transiently, see below);
  *  - the fd -> socket walk is direct loads too (bpf_core_cast), no helper calls;
  *    files, pipes and non-TCP sockets stop before any map operation (or after one
  *    cache lookup, for sockets already known not to be TCP);
  *  - the per-(tgid, fd) socket cache also remembers whether the packet filter keeps
  *    the flow, so the 40-byte flow-key lookup runs until a flow is kept, not on every
  *    call, and a cache hit does not read the socket again;
- *  - "process already reported" is a per-thread flag in task storage, not a lookup per
+ *  - "process already reported" is a per-thread flag in that entry, not a lookup per
  *    event.
  *
  * Process events carry the process's identity as the kernel sees it at that moment, read
@@ -104,10 +106,16 @@ struct {
 	__uint(max_entries, 16 << 20);
 } events SEC(".maps");
 
-/* Ringbuf reserve failures, per CPU: user space sums and reports them. */
+/* Lost events, per CPU and cause: user space sums and reports them. */
+enum l7_lost {
+	L7_LOST_RINGBUF = 0, /* ringbuf full */
+	L7_LOST_THREADS = 1, /* thread_state full: the call could not be followed */
+	L7_LOST_CAUSES,
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, L7_LOST_CAUSES);
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
@@ -123,8 +131,8 @@ struct {
 	__type(value, __u8);
 } l7_flows SEC(".maps");
 
-/* Per-thread state, in task storage (freed with the task; no exit-time cleanup): the
- * syscall between enter and exit, and whether the thread's process was reported. */
+/* Per-thread state: the syscall between enter and exit, and whether the thread's process
+ * was reported. */
 struct l7_task {
 	__u64 ts_enter;
 	__u64 arg;  /* recvmmsg/sendmmsg: user pointer to the mmsghdr vector */
@@ -138,12 +146,16 @@ struct l7_task {
 	struct l7_sock_tuple sock; /* I/O and close: resolved at entry */
 };
 
+/* Keyed by thread id, created at a thread's first socket call, deleted when it exits.
+ * A preallocated hash rather than task storage: creating task storage can fail
+ * transiently (its per-CPU busy lock, its non-blocking allocator), which lost calls
+ * without a trace; an update here fails only when the map is full, and that is counted. */
 struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
 	__type(value, struct l7_task);
-} task_state SEC(".maps");
+} thread_state SEC(".maps");
 
 /* Socket tuple per (tgid, fd): filled on connect/accept exit and on first use, removed on
  * close. `file` guards against fds replaced behind our back (dup2, close_range, exit):
@@ -181,13 +193,27 @@ struct {
 
 /* ---- helpers ---- */
 
-static __always_inline void count_drop(void)
+static __always_inline void count_lost(__u32 cause)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&drops, &zero);
+	__u64 *n = bpf_map_lookup_elem(&drops, &cause);
 
 	if (n)
 		*n += 1; /* per-CPU slot: no atomic needed */
+}
+
+/* The calling thread's state, created (zeroed) on its first socket call. */
+static __always_inline struct l7_task *thread_state_of(__u32 tid)
+{
+	struct l7_task *st = bpf_map_lookup_elem(&thread_state, &tid);
+	struct l7_task fresh = {};
+
+	if (st)
+		return st;
+	bpf_map_update_elem(&thread_state, &tid, &fresh, BPF_NOEXIST);
+	st = bpf_map_lookup_elem(&thread_state, &tid);
+	if (!st)
+		count_lost(L7_LOST_THREADS);
+	return st;
 }
 
 static __always_inline __u32 op_of(long id)
@@ -518,7 +544,7 @@ __noinline int l7_emit_proc(__u32 reason)
 	struct mm_struct *mm;
 
 	if (!e) {
-		count_drop();
+		count_lost(L7_LOST_RINGBUF);
 		return 0;
 	}
 	e->kind = L7_EV_PROC;
@@ -547,7 +573,7 @@ __noinline int l7_emit_proc(__u32 reason)
 }
 
 /* Report the process before its first event: once per tgid (procs_seen), and looked up
- * once per thread (the flag in its task storage). */
+ * once per thread (the flag in its thread state). */
 static __always_inline void maybe_emit_proc(struct l7_task *st, __u32 tgid)
 {
 	__u8 one = 1;
@@ -574,7 +600,7 @@ static __always_inline void emit_sys(struct task_struct *task, struct l7_task *s
 	maybe_emit_proc(st, tgid);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count_drop();
+		count_lost(L7_LOST_RINGBUF);
 		return;
 	}
 	e->kind = kind;
@@ -654,7 +680,7 @@ int BPF_PROG(l7_sys_enter, struct pt_regs *regs, long id)
 		/* Known socket: no need to look at it again. */
 		if (hit->role == L7_ROLE_NOT_TCP)
 			return 0;
-		st = bpf_task_storage_get(&task_state, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		st = thread_state_of(task->pid);
 		if (!st)
 			return 0;
 		st->role = hit->role;
@@ -669,7 +695,7 @@ int BPF_PROG(l7_sys_enter, struct pt_regs *regs, long id)
 			cache_sock(tgid, fd, &val);
 			return 0;
 		}
-		st = bpf_task_storage_get(&task_state, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		st = thread_state_of(task->pid);
 		if (!st)
 			return 0;
 		tuple_of_sock(sk, &val.sock);
@@ -696,12 +722,13 @@ int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
 	struct l7_sock_key key;
 	struct l7_task *st;
 	__u64 pid_tgid, bytes;
-	__u32 tgid;
+	__u32 tgid, tid;
 
 	if (!op)
 		return 0;
 	task = bpf_get_current_task_btf();
-	st = bpf_task_storage_get(&task_state, task, 0, 0);
+	tid = task->pid;
+	st = bpf_map_lookup_elem(&thread_state, &tid);
 	if (!st)
 		return 0;
 	if (st->op != op) {
@@ -710,7 +737,7 @@ int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
 	}
 	st->op = 0; /* the fields below stay valid until this thread's next sys_enter */
 	tgid = task->tgid;
-	pid_tgid = (__u64)tgid << 32 | (__u32)task->pid;
+	pid_tgid = (__u64)tgid << 32 | tid;
 
 	switch (op) {
 	case L7_OP_CONNECT:
@@ -777,14 +804,16 @@ int BPF_PROG(l7_proc_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 /* Forget exiting processes, so a reused pid is reported afresh. Keyed on the leader's
  * exit rather than the tracepoint's group_dead argument (only in recent kernels); a
  * leader that exits before its threads at worst causes one duplicate process event.
- * Per-thread state (task storage) is freed with the task. */
+ * Every exiting thread's state is deleted. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(l7_proc_exit, struct task_struct *p)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
+	__u32 tid = (__u32)pid_tgid;
 
-	if ((__u32)pid_tgid == tgid)
+	bpf_map_delete_elem(&thread_state, &tid);
+	if (tid == tgid)
 		bpf_map_delete_elem(&procs_seen, &tgid);
 	return 0;
 }

@@ -361,10 +361,21 @@ impl SyscallTracer {
         Ok(n)
     }
 
-    /// Events lost because the ringbuf was full (summed over CPUs).
+    /// Events lost, summed over CPUs and causes: the ringbuf was full, or the per-thread
+    /// table was (the call could not be followed from entry to exit).
     pub fn drops(&self) -> u64 {
-        let key = 0u32.to_ne_bytes();
-        match self.skel.maps.drops.lookup_percpu(&key, MapFlags::ANY) {
+        // enum l7_lost in syscalls.bpf.c: ringbuf full, thread table full.
+        const LOST_CAUSES: u32 = 2;
+        (0..LOST_CAUSES).map(|cause| self.lost_for(cause)).sum()
+    }
+
+    fn lost_for(&self, cause: u32) -> u64 {
+        match self
+            .skel
+            .maps
+            .drops
+            .lookup_percpu(&cause.to_ne_bytes(), MapFlags::ANY)
+        {
             Ok(Some(per_cpu)) => per_cpu
                 .iter()
                 .filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes))

@@ -202,8 +202,11 @@ fn traces_http_in_own_netns_only() {
         .arg(format!(
             "exec 3<>/dev/tcp/127.0.0.1/{port} && exec {CURL} -s -o /dev/null {url}"
         ))
-        .output()
-        .expect("run bash -> curl");
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn bash -> curl");
+    let bash_pid = exec_out.id();
+    let exec_out = exec_out.wait_with_output().expect("run bash -> curl");
     assert!(exec_out.status.success(), "bash/exec curl failed");
 
     // Let the server finish its close(), then stop tracing.
@@ -336,17 +339,18 @@ fn traces_http_in_own_netns_only() {
         "python start time off by {diff} ns"
     );
     // bash connected (reported as bash), then exec'd curl (reported again as curl).
-    let bash_connect = events
-        .iter()
-        .find_map(|ev| match ev {
-            SyscallEvent::Connect { call } if call.comm == "bash" => Some(call),
-            _ => None,
-        })
-        .expect("no connect from bash");
-    let procs: Vec<&ProcessInfo> = events
-        .iter()
+    let bash_connect = calls_of(events, bash_pid).find(|ev| {
+        matches!(ev, SyscallEvent::Connect { call } if call.comm == "bash"
+            && call.socket.remote == server_addr)
+    });
+    assert!(
+        bash_connect.is_some(),
+        "no connect from bash {bash_pid}; its events: {:#?}",
+        calls_of(events, bash_pid).collect::<Vec<_>>()
+    );
+    let procs: Vec<&ProcessInfo> = calls_of(events, bash_pid)
         .filter_map(|ev| match ev {
-            SyscallEvent::Process(p) if p.pid == bash_connect.pid => Some(p),
+            SyscallEvent::Process(p) => Some(p),
             _ => None,
         })
         .collect();
