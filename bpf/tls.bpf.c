@@ -3,12 +3,14 @@
  * SSL_write_ex (entry: remember the call; return: copy the bytes actually moved), and on
  * SSL_free (the connection is over).
  *
- * Which socket? OpenSSL's BIO (nginx: a socket BIO; curl: its own BIO) makes the socket
- * syscall inside the SSL call, on the same thread. tp_btf/sys_enter notices I/O syscalls
- * of a thread that is inside a tracked SSL call and records that fd's TCP 4-tuple in the
- * call's state; at return it is remembered per SSL object, since a later SSL_read may be
- * served from OpenSSL's buffer without any syscall. This is independent of OpenSSL's
- * struct layouts (no rbio/fd offsets).
+ * Which socket? OpenSSL's BIO (nginx: a socket BIO; curl: its own BIO) sends or receives
+ * on the socket inside the SSL call, on the same thread. The socket layer's own
+ * tracepoints (tp_btf/sock_send_length, sock_recv_length) hand us that struct sock when
+ * a thread inside a tracked SSL call uses it: its TCP 4-tuple goes into the call's state
+ * and, at return, is remembered per SSL object, since a later SSL_read may be served
+ * from OpenSSL's buffer without touching the socket. The fd comes from the syscall's
+ * saved registers. This is independent of OpenSSL's struct layouts (no rbio/fd
+ * offsets), and unlike tp_btf/sys_enter it costs nothing on the host's other syscalls.
  *
  * Completeness: the whole return value is copied, in records of at most L7_TLS_CHUNK
  * bytes (bpf_loop, at most L7_TLS_MAX_CALL bytes per call), each record sized to its
@@ -32,8 +34,6 @@ const volatile __u32 netns_ino = 0;   /* only tasks in this network namespace...
 const volatile __u8 all_netns = 0;    /* ...unless this is set */
 
 /* ---- constants vmlinux.h lacks ---- */
-#define L7_S_IFMT 0170000
-#define L7_S_IFSOCK 0140000
 #define L7_AF_INET 2
 #define L7_AF_INET6 10
 #define L7_TS_COMPAT 0x0002
@@ -146,24 +146,6 @@ static __always_inline bool task_in_scope(struct task_struct *task, __u32 tgid)
 	return true;
 }
 
-/* The following three are the syscall tracer's (syscalls.bpf.c), kept identical. */
-
-static __always_inline struct file *file_of_fd(struct task_struct *task, int fd)
-{
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
-	struct file *file = NULL;
-
-	if (!fdt || fd < 0)
-		return NULL;
-	if ((__u32)fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (!fds || bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
-		return NULL;
-	return file;
-}
-
 static __always_inline void v4_mapped(__u8 out[16], __be32 addr)
 {
 	__builtin_memset(out, 0, 10);
@@ -172,37 +154,55 @@ static __always_inline void v4_mapped(__u8 out[16], __be32 addr)
 	__builtin_memcpy(out + 12, &addr, 4);
 }
 
-static __always_inline int tcp_tuple_of_file(struct file *file, struct l7_sock_tuple *t)
+/* The 4-tuple of `sk` if it is a TCP/IP socket; 0 on success. */
+static __always_inline int tcp_tuple_of_sk(struct sock *sk, struct l7_sock_tuple *t)
 {
-	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-	struct socket *sock;
-	struct sock *sk;
-	__u16 family;
+	__u16 family = sk->__sk_common.skc_family;
 
-	if ((mode & L7_S_IFMT) != L7_S_IFSOCK)
-		return -1;
-	sock = BPF_CORE_READ(file, private_data);
-	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return -1;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != L7_AF_INET && family != L7_AF_INET6)
 		return -1;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return -1;
-
 	t->family = family;
-	t->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	t->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	t->lport = sk->__sk_common.skc_num;
+	t->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	t->netns = sk->__sk_common.skc_net.net->ns.inum;
 	if (family == L7_AF_INET) {
-		v4_mapped(t->laddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		v4_mapped(t->raddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		v4_mapped(t->laddr, sk->__sk_common.skc_rcv_saddr);
+		v4_mapped(t->raddr, sk->__sk_common.skc_daddr);
 	} else {
-		BPF_CORE_READ_INTO(&t->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&t->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		__builtin_memcpy(t->laddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(t->raddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
 	}
 	return 0;
+}
+
+/* The fd argument of the socket syscall the current thread is in, or -1 (the call came
+ * from elsewhere, e.g. io_uring, or is a compat syscall). */
+static __always_inline int syscall_fd(struct task_struct *task)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long nr;
+
+#if defined(__TARGET_ARCH_x86)
+	if (task->thread_info.status & L7_TS_COMPAT)
+		return -1;
+	nr = BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+	nr = BPF_CORE_READ(regs, syscallno);
+#endif
+	switch (nr) {
+	case L7_NR_read:
+	case L7_NR_write:
+	case L7_NR_readv:
+	case L7_NR_writev:
+	case L7_NR_sendto:
+	case L7_NR_recvfrom:
+	case L7_NR_sendmsg:
+	case L7_NR_recvmsg:
+		return (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	}
+	return -1;
 }
 
 static __always_inline bool same_tuple(const struct l7_sock_tuple *a,
@@ -270,48 +270,35 @@ int BPF_KPROBE(l7_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *wri
 	return enter(L7_TLS_OP_WRITE_EX, ssl, buf, written);
 }
 
-/* ---- the nested socket syscall: which socket the SSL object uses ---- */
+/* ---- the nested socket call: which socket the SSL object uses ---- */
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(l7_tls_sys_enter, struct pt_regs *regs, long id)
+static __always_inline void note_socket(struct sock *sk)
 {
-	struct l7_tls_call *call;
-	struct task_struct *task;
-	struct file *file;
-	__u64 pid_tgid;
-	int fd;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct l7_tls_call *call = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
 
-	switch (id) {
-	case L7_NR_read:
-	case L7_NR_write:
-	case L7_NR_readv:
-	case L7_NR_writev:
-	case L7_NR_sendto:
-	case L7_NR_recvfrom:
-	case L7_NR_sendmsg:
-	case L7_NR_recvmsg:
-		break;
-	default:
-		return 0;
-	}
-	pid_tgid = bpf_get_current_pid_tgid();
-	call = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
-	if (!call || call->have_tuple)
-		return 0;
-	task = (struct task_struct *)bpf_get_current_task();
-#if defined(__TARGET_ARCH_x86)
-	if (BPF_CORE_READ(task, thread_info.status) & L7_TS_COMPAT)
-		return 0;
-#endif
-	fd = (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
-	file = file_of_fd(task, fd);
-	if (!file || tcp_tuple_of_file(file, &call->sock))
-		return 0;
+	if (!call || call->have_tuple || !sk)
+		return;
+	if (tcp_tuple_of_sk(sk, &call->sock))
+		return;
 	/* Not connected (yet): no usable tuple. */
 	if (!call->sock.rport)
-		return 0;
-	call->fd = fd;
+		return;
+	call->fd = syscall_fd(bpf_get_current_task_btf());
 	call->have_tuple = 1;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(l7_tls_sock_send, struct sock *sk, int ret, int flags)
+{
+	note_socket(sk);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(l7_tls_sock_recv, struct sock *sk, int ret, int flags)
+{
+	note_socket(sk);
 	return 0;
 }
 

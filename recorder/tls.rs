@@ -232,10 +232,10 @@ impl TlsTracer {
         }
         open.maps.tls_events.set_max_entries(rb)?;
         let mut skel = open.load().context(
-            "loading the TLS BPF programs (uprobes, tp_btf/sys_enter, bpf_loop: kernel 5.17+)",
+            "loading the TLS BPF programs (uprobes, bpf_loop, tp_btf/sock_send_length: kernel 6.3+)",
         )?;
         skel.attach()
-            .context("attaching tp_btf/sys_enter for the TLS tracer")?;
+            .context("attaching tp_btf/sock_send_length and sock_recv_length for the TLS tracer")?;
 
         let mut links = Vec::new();
         for lib in &cfg.libs {
