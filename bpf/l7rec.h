@@ -31,12 +31,13 @@ enum l7_link_kind {
 	L7_LINK_IGNORE = 3,   /* framing we cannot parse: keep nothing */
 };
 
-/* l7_flows value: a flow classified as HTTP. Updated with 64-bit atomic adds (the
- * only atomics the default BPF CPU target has). */
+/* l7_flows value: a flow classified as HTTP. FIN/RST counts are updated with 64-bit
+ * atomic adds (the only atomics the default BPF CPU target has). No per-flow packet
+ * counters: both directions of a flow are filtered on different CPUs, and an atomic
+ * add per packet on a shared cache line cost more than it told (l7_pkt_counters has
+ * the totals). */
 struct l7_flow {
 	__u64 classified_ns; /* bpf_ktime_get_ns() when the first HTTP message start was seen */
-	__u64 packets;       /* packets kept */
-	__u64 bytes;         /* their wire length */
 	__u64 fins_a;        /* FIN segments sent by endpoint a */
 	__u64 fins_b;        /* FIN segments sent by endpoint b */
 	__u64 rsts;          /* RST segments, either side */

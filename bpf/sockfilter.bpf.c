@@ -331,14 +331,10 @@ static __always_inline bool l7_port_wanted(__u16 sport, __u16 dport)
 	return false;
 }
 
-static __always_inline int l7_keep(struct __sk_buff *skb, struct l7_flow *f)
+static __always_inline int l7_keep(struct __sk_buff *skb)
 {
 	__u32 len = skb->len;
 
-	if (f) {
-		__sync_fetch_and_add(&f->packets, 1);
-		__sync_fetch_and_add(&f->bytes, len);
-	}
 	l7_count(L7_PC_KEPT, 1);
 	l7_count(L7_PC_KEPT_BYTES, len);
 	if (len > l7_snaplen) {
@@ -386,7 +382,7 @@ int l7_sockfilter(struct __sk_buff *skb)
 	if (!l7_port_wanted(p.sport, p.dport))
 		return 0;
 	if (l7_all_tcp)
-		return l7_keep(skb, NULL);
+		return l7_keep(skb);
 
 	fl = p.tcp_flags;
 	f = bpf_map_lookup_elem(&l7_flows, &p.key);
@@ -401,7 +397,7 @@ int l7_sockfilter(struct __sk_buff *skb)
 			/* FIN/RST are kept; the entry stays so retransmissions and the last
 			 * ACK are kept too, and LRU ages it out. */
 			l7_note_close(f, fl, p.from_a);
-			return l7_keep(skb, f);
+			return l7_keep(skb);
 		}
 	}
 
@@ -417,13 +413,13 @@ int l7_sockfilter(struct __sk_buff *skb)
 			l7_note_close(f, fl, p.from_a);
 		else
 			l7_count(L7_PC_FLOW_INSERT_FAIL, 1);
-		return l7_keep(skb, f);
+		return l7_keep(skb);
 	}
 
 	/* Handshakes of candidate flows go to user space, which writes them only
 	 * for flows that turn out to be HTTP (the classification comes later, with
 	 * the first payload): the capture then has the initial sequence numbers. */
 	if ((fl & L7_TCP_SYN) && !p.payload_len)
-		return l7_keep(skb, NULL);
+		return l7_keep(skb);
 	return 0;
 }
