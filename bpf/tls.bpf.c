@@ -103,6 +103,10 @@ struct {
 	__type(value, struct l7_tls_call);
 } tls_calls SEC(".maps");
 
+/* Entries in tls_calls (SSL calls in flight, plus any whose return was never seen):
+ * while it is 0 the socket tracepoints return without a map lookup. */
+__u64 tls_inflight = 0;
+
 /* Per SSL object (per process): its socket, once learned, and the stream offsets. */
 struct l7_tls_ssl_key {
 	__u32 tgid;
@@ -241,7 +245,9 @@ static __always_inline int enter(__u32 op, void *ssl, const void *buf, void *len
 	call.lenp = (__u64)lenp;
 	call.op = op;
 	call.fd = -1;
-	if (bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_ANY))
+	if (!bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_NOEXIST))
+		__sync_fetch_and_add(&tls_inflight, 1);
+	else if (bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_ANY))
 		count(L7_TLS_C_STATE_FULL, 1);
 	return 0;
 }
@@ -274,9 +280,14 @@ int BPF_KPROBE(l7_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *wri
 
 static __always_inline void note_socket(struct sock *sk)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct l7_tls_call *call = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+	__u64 pid_tgid;
+	struct l7_tls_call *call;
 
+	/* These tracepoints run on every socket send/receive on the host. */
+	if (!tls_inflight)
+		return;
+	pid_tgid = bpf_get_current_pid_tgid();
+	call = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
 	if (!call || call->have_tuple || !sk)
 		return;
 	if (tcp_tuple_of_sk(sk, &call->sock))
@@ -387,7 +398,8 @@ int BPF_KRETPROBE(l7_ssl_ret, long rc)
 	skey.ssl = pcall->ssl;
 	/* The event's tuple: the one learned in this call, else the SSL object's (below). */
 	__builtin_memcpy(&c.hdr.sock, &pcall->sock, sizeof(c.hdr.sock));
-	bpf_map_delete_elem(&tls_calls, &pid_tgid);
+	if (!bpf_map_delete_elem(&tls_calls, &pid_tgid))
+		__sync_fetch_and_sub(&tls_inflight, 1);
 	is_read = op == L7_TLS_OP_READ || op == L7_TLS_OP_READ_EX;
 
 	if (op == L7_TLS_OP_READ || op == L7_TLS_OP_WRITE) {
