@@ -35,6 +35,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define L7_NEXTHDR_AUTH 51
 #define L7_NEXTHDR_DEST 60
 #define L7_PACKET_OUTGOING 4
+#define L7_LOOPBACK_IFINDEX 1 /* lo, in every network namespace */
 
 #define L7_TCP_FIN 0x01
 #define L7_TCP_SYN 0x02
@@ -170,6 +171,61 @@ static __always_inline __u16 l7_parse_link(struct __sk_buff *skb, __u32 kind, __
 	return proto;
 }
 
+/* The link, IPv4 and TCP headers of the common case, loaded at `eth_addrs` in one call.
+ * The leading pad aligns the IP and TCP headers: the verifier rejects misaligned stack
+ * reads. */
+struct l7_eth_ip4_tcp {
+	__u8 pad[2];
+	__u8 eth_addrs[12];
+	__be16 eth_proto;
+	struct iphdr ip;
+	struct tcphdr tcp;
+};
+#define L7_ETH_IP4_TCP_LEN (L7_ETH_HLEN + sizeof(struct iphdr) + sizeof(struct tcphdr))
+
+/* Checks IPv4 header @ip (at @off) carries TCP and is a first fragment; sets the end of
+ * its datagram and its addresses. Returns 0 if usable. */
+static __always_inline int l7_ipv4(struct __sk_buff *skb, const struct iphdr *ip, __u32 off,
+				   __u32 *end, __u8 *saddr, __u8 *daddr)
+{
+	__u16 tot;
+
+	if (ip->version != 4 || ip->protocol != L7_IPPROTO_TCP)
+		return -1;
+	/* Only the first fragment carries the TCP header (TCP sets DF anyway). */
+	if (bpf_ntohs(ip->frag_off) & 0x1fff)
+		return -1;
+	if (ip->ihl < 5)
+		return -1;
+	tot = bpf_ntohs(ip->tot_len);
+	/* tot_len 0: a GSO super-packet larger than 64 KiB (BIG TCP). */
+	*end = tot ? off + tot : skb->len;
+	l7_addr_v4mapped(saddr, ip->saddr);
+	l7_addr_v4mapped(daddr, ip->daddr);
+	return 0;
+}
+
+/* Fills ports, flags and payload bounds of @p from TCP header @th at @l4, in an IP
+ * datagram ending at @end. Returns 0 if usable. */
+static __always_inline int l7_tcp(struct __sk_buff *skb, const struct tcphdr *th, __u32 l4,
+				  __u32 end, struct l7_pkt *p)
+{
+	__u32 doff = (__u32)th->doff * 4;
+
+	if (doff < sizeof(*th))
+		return -1;
+	p->sport = bpf_ntohs(th->source);
+	p->dport = bpf_ntohs(th->dest);
+	/* Byte 13 of the TCP header holds CWR..FIN. */
+	p->tcp_flags = ((const __u8 *)th)[13];
+	p->payload_off = l4 + doff;
+	/* IP length, not skb->len: short frames carry Ethernet padding. */
+	if (end > skb->len)
+		end = skb->len;
+	p->payload_len = end > p->payload_off ? end - p->payload_off : 0;
+	return 0;
+}
+
 /* IPv4 and IPv6 (+ extension headers), then TCP. Returns 0 when @p is filled. */
 static __always_inline int l7_parse(struct __sk_buff *skb, __u32 kind, struct l7_pkt *p)
 {
@@ -178,28 +234,30 @@ static __always_inline int l7_parse(struct __sk_buff *skb, __u32 kind, struct l7
 	__u16 proto;
 	__u8 nexthdr;
 
+	/* Common case first: Ethernet (or lo) + IPv4 without options + TCP, one load. */
+	if (kind != L7_LINK_RAW_IP) {
+		struct l7_eth_ip4_tcp h;
+
+		if (bpf_skb_load_bytes(skb, 0, h.eth_addrs, L7_ETH_IP4_TCP_LEN) == 0 &&
+		    h.eth_proto == bpf_htons(L7_ETH_P_IP) && h.ip.ihl == 5) {
+			if (l7_ipv4(skb, &h.ip, L7_ETH_HLEN, &end, saddr, daddr))
+				return -1;
+			if (l7_tcp(skb, &h.tcp, L7_ETH_HLEN + sizeof(h.ip), end, p))
+				return -1;
+			l7_make_key(p, saddr, daddr);
+			return 0;
+		}
+	}
+
 	proto = l7_parse_link(skb, kind, &off);
 	if (proto == L7_ETH_P_IP) {
 		struct iphdr ip;
-		__u32 ihl;
-		__u16 tot;
 
 		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
 			return -1;
-		if (ip.version != 4 || ip.protocol != L7_IPPROTO_TCP)
+		if (l7_ipv4(skb, &ip, off, &end, saddr, daddr))
 			return -1;
-		/* Only the first fragment carries the TCP header (TCP sets DF anyway). */
-		if (bpf_ntohs(ip.frag_off) & 0x1fff)
-			return -1;
-		ihl = (__u32)ip.ihl * 4;
-		if (ihl < sizeof(ip))
-			return -1;
-		l4 = off + ihl;
-		tot = bpf_ntohs(ip.tot_len);
-		/* tot_len 0: a GSO super-packet larger than 64 KiB (BIG TCP). */
-		end = tot ? off + tot : skb->len;
-		l7_addr_v4mapped(saddr, ip.saddr);
-		l7_addr_v4mapped(daddr, ip.daddr);
+		l4 = off + (__u32)ip.ihl * 4;
 	} else if (proto == L7_ETH_P_IPV6) {
 		struct ipv6hdr ip6;
 		__u16 plen;
@@ -244,22 +302,11 @@ static __always_inline int l7_parse(struct __sk_buff *skb, __u32 kind, struct l7
 
 	{
 		struct tcphdr th;
-		__u32 doff;
 
 		if (bpf_skb_load_bytes(skb, l4, &th, sizeof(th)) < 0)
 			return -1;
-		doff = (__u32)th.doff * 4;
-		if (doff < sizeof(th))
+		if (l7_tcp(skb, &th, l4, end, p))
 			return -1;
-		p->sport = bpf_ntohs(th.source);
-		p->dport = bpf_ntohs(th.dest);
-		/* Byte 13 of the TCP header holds CWR..FIN. */
-		p->tcp_flags = ((__u8 *)&th)[13];
-		p->payload_off = l4 + doff;
-		/* IP length, not skb->len: short frames carry Ethernet padding. */
-		if (end > skb->len)
-			end = skb->len;
-		p->payload_len = end > p->payload_off ? end - p->payload_off : 0;
 	}
 	l7_make_key(p, saddr, daddr);
 	return 0;
@@ -366,11 +413,15 @@ int l7_sockfilter(struct __sk_buff *skb)
 	__u8 fl;
 
 	l7_count(L7_PC_SEEN, 1);
-	k = bpf_map_lookup_elem(&l7_links, &ifindex);
-	if (k)
-		kind = *k;
-	if (kind == L7_LINK_IGNORE)
-		return 0;
+	if (ifindex == L7_LOOPBACK_IFINDEX) {
+		kind = L7_LINK_LOOPBACK; /* no map lookup for the busiest link of all */
+	} else {
+		k = bpf_map_lookup_elem(&l7_links, &ifindex);
+		if (k)
+			kind = *k;
+		if (kind == L7_LINK_IGNORE)
+			return 0;
+	}
 	/* lo hands AF_PACKET every packet twice (outgoing, then host): keep one, as
 	 * libpcap does. */
 	if (kind == L7_LINK_LOOPBACK && skb->pkt_type == L7_PACKET_OUTGOING) {

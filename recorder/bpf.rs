@@ -27,9 +27,6 @@ pub const MAX_PORTS: usize = 16;
 /// Default snap length: bytes kept per packet at most.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
 
-/// `lo`'s interface index in every network namespace.
-const LOOPBACK_IFINDEX: u32 = 1;
-
 /// Bytes of verifier log quoted in a load error.
 const VERIFIER_LOG_TAIL: usize = 4096;
 
@@ -77,8 +74,8 @@ pub struct FilterConfig {
     /// match the syscall path's. `None`: the calling thread's ([`current_netns_inode`]).
     pub netns_inode: Option<u32>,
     /// Link kind per ifindex (see [`LinkKind::from_arphrd`]). Interfaces not listed are
-    /// parsed as Ethernet, except `lo` (ifindex 1), which is always [`LinkKind::Loopback`]
-    /// unless listed otherwise.
+    /// parsed as Ethernet, except `lo` (ifindex 1 in every namespace), which the filter
+    /// always treats as [`LinkKind::Loopback`] without a map lookup.
     pub links: Vec<(u32, LinkKind)>,
 }
 
@@ -190,9 +187,6 @@ impl SocketFilter {
             },
         };
         let filter = Self { skel, netns_inode };
-        // lo is ifindex 1 in every namespace (LOOPBACK_IFINDEX): never keep its
-        // outgoing copies, even if the caller lists no links.
-        filter.set_link(LOOPBACK_IFINDEX, LinkKind::Loopback)?;
         for &(ifindex, kind) in &cfg.links {
             filter.set_link(ifindex, kind)?;
         }
