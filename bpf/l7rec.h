@@ -62,6 +62,9 @@ enum l7_sys_kind {
 	L7_EV_IO = 1,   /* struct l7_sys_event, op is a read/write-family syscall */
 	L7_EV_CONN = 2, /* struct l7_sys_event, op is connect/accept/accept4/close */
 	L7_EV_PROC = 3, /* struct l7_proc_event */
+	L7_EV_SEEN = 4, /* struct l7_sys_event: connections mode, a process's first send or
+			 * receive on a socket (op/fd/ret of that call; ts_enter = the
+			 * connection's open time, 0 if it predates recording) */
 };
 
 /* Traced syscalls (values are part of the user-space ABI: append only). */
@@ -108,7 +111,7 @@ struct l7_sock_tuple {
 	__u32 pad1;
 }; /* 48 bytes */
 
-/* kind L7_EV_IO or L7_EV_CONN. */
+/* kind L7_EV_IO, L7_EV_CONN or L7_EV_SEEN. */
 struct l7_sys_event {
 	__u32 kind;
 	__u32 op;       /* enum l7_sys_op */

@@ -574,19 +574,24 @@ __noinline int l7_emit_proc(__u32 reason)
 
 /* Report the process before its first event: once per tgid (procs_seen), and looked up
  * once per thread (the flag in its thread state). */
-static __always_inline void maybe_emit_proc(struct l7_task *st, __u32 tgid)
+static __always_inline void report_process_once(__u32 tgid)
 {
 	__u8 one = 1;
 
-	if (st->proc_reported)
-		return;
-	st->proc_reported = 1;
 	if (bpf_map_lookup_elem(&procs_seen, &tgid))
 		return;
 	/* NOEXIST: of two threads racing here, only one reports. */
 	if (bpf_map_update_elem(&procs_seen, &tgid, &one, BPF_NOEXIST))
 		return;
 	l7_emit_proc(L7_PROC_FIRST_SEEN);
+}
+
+static __always_inline void maybe_emit_proc(struct l7_task *st, __u32 tgid)
+{
+	if (st->proc_reported)
+		return;
+	st->proc_reported = 1;
+	report_process_once(tgid);
 }
 
 static __always_inline void emit_sys(struct task_struct *task, struct l7_task *st,
@@ -783,6 +788,137 @@ int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
 		emit_sys(task, st, pid_tgid, L7_EV_IO, op, st->fd, st->role, ret, bytes, &st->sock);
 		break;
 	}
+	return 0;
+}
+
+/* ---- connections mode: attribution without per-call events ----
+ *
+ * tp_btf/sys_enter and sys_exit put every syscall of every task on the host on the
+ * tracing slow path and run two programs per syscall, whether or not it touches a
+ * socket: most of the recorder's cost under load (BENCHMARKS.md). In connections mode
+ * (user space loads these programs instead of those two) the socket layer's own
+ * tracepoints report each (process, socket) pair once, at its first send or receive,
+ * and TCP state changes give the role and open time; nothing runs on other syscalls. */
+
+struct l7_conn_sock {
+	__u64 open_ns;  /* SYN_SENT (client) or ESTABLISHED (accepted), 0 = before recording */
+	__u32 role;     /* enum l7_sys_role */
+	__u32 reported; /* tgid whose use was last reported; 0 = none */
+};
+
+/* Keyed by struct sock address; entries go when the socket reaches TCP_CLOSE (so a
+ * reused address is a new socket) or age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct l7_conn_sock);
+} conn_socks SEC(".maps");
+
+#define L7_TCP_ESTABLISHED 1
+#define L7_TCP_SYN_SENT 2
+#define L7_TCP_SYN_RECV 3
+#define L7_TCP_CLOSE 7
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(l7_conn_state, struct sock *sk, int oldstate, int newstate)
+{
+	struct l7_conn_sock cs = {};
+	__u64 key = (__u64)sk;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	if (newstate == L7_TCP_CLOSE) {
+		bpf_map_delete_elem(&conn_socks, &key);
+		return 0;
+	}
+	if (newstate == L7_TCP_SYN_SENT)
+		cs.role = L7_ROLE_CLIENT;
+	else if (oldstate == L7_TCP_SYN_RECV && newstate == L7_TCP_ESTABLISHED)
+		cs.role = L7_ROLE_SERVER; /* an accepted socket, in softirq: no process yet */
+	else
+		return 0;
+	if (!all_netns && sk->__sk_common.skc_net.net->ns.inum != netns_ino)
+		return 0;
+	cs.open_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&conn_socks, &key, &cs, BPF_ANY);
+	return 0;
+}
+
+/* The current task sent or received on `sk` (`ret`: the call's result). */
+static __always_inline void conn_used(struct sock *sk, long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct l7_conn_sock fresh = {}, *cs;
+	struct l7_sys_event *e;
+	struct l7_sock_tuple t;
+	struct pt_regs *regs;
+	__u64 key = (__u64)sk;
+	__u32 tgid = task->tgid, op = 0;
+	__s32 fd = -1;
+
+	if (!task_in_scope(task, tgid))
+		return;
+	cs = bpf_map_lookup_elem(&conn_socks, &key);
+	if (cs && cs->reported == tgid)
+		return; /* the hot path: one lookup per send/receive */
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return;
+	tuple_of_sock(sk, &t);
+	if (!t.rport || (t.family != L7_AF_INET && t.family != L7_AF_INET6))
+		return;
+	if (only_kept_flows && !flow_is_kept(&t))
+		return;
+	if (!cs) {
+		bpf_map_update_elem(&conn_socks, &key, &fresh, BPF_NOEXIST);
+		cs = bpf_map_lookup_elem(&conn_socks, &key);
+		if (!cs)
+			return;
+	}
+	cs->reported = tgid;
+
+	/* The call and fd from the syscall's saved registers (none for io_uring & co). */
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!is_compat_syscall(task)) {
+		op = op_of(L7_SYSCALL_NR(regs));
+		if (op >= L7_OP_READ)
+			fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+		else
+			op = 0;
+	}
+	report_process_once(tgid);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(L7_LOST_RINGBUF);
+		cs->reported = 0; /* try again on the next call */
+		return;
+	}
+	e->kind = L7_EV_SEEN;
+	e->op = op;
+	e->ts_enter = cs->open_ns;
+	e->ts_exit = bpf_ktime_get_ns();
+	e->ret = ret;
+	e->bytes = ret > 0 ? ret : 0;
+	e->tgid = tgid;
+	e->tid = task->pid;
+	e->fd = fd;
+	e->role = cs->role;
+	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
+	__builtin_memcpy(&e->sock, &t, sizeof(e->sock));
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(l7_conn_send, struct sock *sk, int ret, int flags)
+{
+	conn_used(sk, ret);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(l7_conn_recv, struct sock *sk, int ret, int flags)
+{
+	conn_used(sk, ret);
 	return 0;
 }
 

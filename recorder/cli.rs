@@ -80,7 +80,15 @@ pub struct RecordArgs {
     /// Keep every TCP packet, not only HTTP flows.
     #[arg(long)]
     pub all_tcp: bool,
-    /// Do not trace syscalls (no process attribution).
+    /// Process attribution. `calls`: every connect, accept, close, send and receive on
+    /// a TCP socket of a kept flow, with entry/exit times, as syscall records (uses
+    /// tracepoints on every syscall of every task: costs the traced servers a few
+    /// microseconds per request). `connections`: only which process uses which
+    /// connection (once per process and connection, from the socket layer's
+    /// tracepoints: near-free). `off`: none. See BENCHMARKS.md for the costs.
+    #[arg(long, value_enum, default_value_t = SyscallMode::Calls)]
+    pub syscalls: SyscallMode,
+    /// Same as `--syscalls off`.
     #[arg(long)]
     pub no_syscalls: bool,
     /// Capture TLS plaintext from OpenSSL 3 (uprobes on libssl.so.3 SSL_read/SSL_write
@@ -198,4 +206,15 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `l7rec record --syscalls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyscallMode {
+    /// Every socket call (connect, accept, close, send, receive), with its times.
+    Calls,
+    /// Only which process uses which connection.
+    Connections,
+    /// No process attribution.
+    Off,
 }

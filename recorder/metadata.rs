@@ -168,6 +168,13 @@ impl Metadata {
                 self.described.remove(&(call.pid, call.fd, key.0, key.1));
                 self.syscall(&call, cap::SyscallOp::Close);
             }
+            SyscallEvent::Seen { call, .. } => {
+                // Connections mode: who uses the socket is all there is to record.
+                let key = self.key(&call);
+                if !self.described.contains(&(call.pid, call.fd, key.0, key.1)) {
+                    self.describe_key(&call, key, call.enter_ns, 0);
+                }
+            }
             SyscallEvent::Io { op: o, call, .. } => {
                 // A connection opened before recording started: described on first use.
                 let key = self.key(&call);

@@ -19,11 +19,11 @@ use l7rec_capture::{
 
 use crate::afpacket::{self, PacketSocket, RingConfig};
 use crate::bpf::{FilterConfig, LinkKind, SocketFilter};
-use crate::cli::RecordArgs;
+use crate::cli::{RecordArgs, SyscallMode};
 use crate::frames::{Frames, Source};
 use crate::metadata::Metadata;
 use crate::redact::{self, Redactor};
-use crate::syscalls::{SyscallConfig, SyscallTracer};
+use crate::syscalls::{SyscallConfig, SyscallTracer, TraceMode};
 use crate::tls::{TlsChoice, TlsRecording};
 
 /// How often counters are written into the file and the status line refreshed.
@@ -210,9 +210,12 @@ pub fn run(args: RecordArgs) -> Result<()> {
         });
     }
 
-    let mut tracer = if args.no_syscalls {
-        None
-    } else {
+    let mode = match (args.no_syscalls, args.syscalls) {
+        (true, _) | (_, SyscallMode::Off) => None,
+        (false, SyscallMode::Calls) => Some(TraceMode::Calls),
+        (false, SyscallMode::Connections) => Some(TraceMode::Connections),
+    };
+    let mut tracer = if let Some(mode) = mode {
         let flows = filter
             .flows_map_fd()
             .try_clone_to_owned()
@@ -221,10 +224,13 @@ pub fn run(args: RecordArgs) -> Result<()> {
             pid: args.pid,
             comm: args.comm.clone(),
             only_kept_flows: !args.all_tcp,
+            mode,
             ..Default::default()
         }
         .with_flows_map(flows);
         Some(SyscallTracer::start(cfg).context("starting the syscall tracer")?)
+    } else {
+        None
     };
     // TLS plaintext (recorder/tls.rs): uprobes on libssl, packets on their own interface.
     let mut tls = TlsRecording::start(

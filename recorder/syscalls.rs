@@ -64,6 +64,22 @@ pub struct SyscallConfig {
     /// Flow map shared with the socket filter (LRU hash, `struct l7_flow_key` keys);
     /// `None` = a private, empty one. See [`SyscallConfig::with_flows_map`].
     pub flows_map: Option<OwnedFd>,
+    /// Per-call events, or only who uses which connection.
+    pub mode: TraceMode,
+}
+
+/// How much the tracer reports, and what it costs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum TraceMode {
+    /// Every connect/accept/close and every send/receive call on a TCP socket, with
+    /// entry and exit times ([`SyscallEvent::Io`], `Connect`, `Accept`, `Close`). Uses
+    /// tp_btf/sys_enter and sys_exit, which run on every syscall of every task.
+    #[default]
+    Calls,
+    /// Each (process, connection) pair once, at the process's first send or receive
+    /// ([`SyscallEvent::Seen`]), from the socket layer's tracepoints: nothing runs on
+    /// other syscalls, and nothing more per call than one map lookup.
+    Connections,
 }
 
 impl SyscallConfig {
@@ -226,8 +242,33 @@ pub enum SyscallEvent {
         /// Who, when, which socket.
         call: SyscallInfo,
     },
+    /// [`TraceMode::Connections`]: a process used a connection for the first time. `call`
+    /// is that send or receive (fd -1 and no `op` when it did not come from one of the
+    /// read/write-family syscalls, e.g. io_uring); its `enter_ns` is the connection's
+    /// open time (SYN sent, or handshake completed for an accepted one), 0 if the
+    /// connection predates the recording.
+    Seen {
+        /// The syscall that used the socket, if known.
+        op: Option<IoOp>,
+        /// Who, when, which socket.
+        call: SyscallInfo,
+    },
     /// A process's identity.
     Process(ProcessInfo),
+}
+
+impl SyscallEvent {
+    /// The socket call this event reports; `None` for process events.
+    pub fn call(&self) -> Option<&SyscallInfo> {
+        match self {
+            SyscallEvent::Io { call, .. }
+            | SyscallEvent::Connect { call }
+            | SyscallEvent::Accept { call, .. }
+            | SyscallEvent::Close { call }
+            | SyscallEvent::Seen { call, .. } => Some(call),
+            SyscallEvent::Process(_) => None,
+        }
+    }
 }
 
 /// A loaded and attached syscall tracer. Detaches on drop.
@@ -304,12 +345,31 @@ impl SyscallTracer {
             // Unused unless shared: do not preallocate 64k LRU entries for nothing.
             None => open.maps.l7_flows.set_max_entries(1)?,
         }
+        // Load one mode's programs; shrink the other mode's maps (all are preallocated).
+        let calls = cfg.mode == TraceMode::Calls;
+        open.progs.l7_sys_enter.set_autoload(calls);
+        open.progs.l7_sys_exit.set_autoload(calls);
+        open.progs.l7_conn_state.set_autoload(!calls);
+        open.progs.l7_conn_send.set_autoload(!calls);
+        open.progs.l7_conn_recv.set_autoload(!calls);
+        if calls {
+            open.maps.conn_socks.set_max_entries(1)?;
+        } else {
+            open.maps.thread_state.set_max_entries(1)?;
+            open.maps.sock_cache.set_max_entries(1)?;
+        }
 
         let mut skel = load_with_log(open)?;
-        skel.attach().context(
-            "attaching tp_btf/sys_enter, sys_exit, sched_process_exec/exit \
-             (needs a kernel with BTF-enabled tracepoints, 5.5+)",
-        )?;
+        skel.attach().context(match cfg.mode {
+            TraceMode::Calls => {
+                "attaching tp_btf/sys_enter, sys_exit, sched_process_exec/exit \
+                 (needs a kernel with BTF-enabled tracepoints, 5.5+)"
+            }
+            TraceMode::Connections => {
+                "attaching tp_btf/inet_sock_set_state, sock_send_length, sock_recv_length, \
+                 sched_process_exec/exit (needs kernel 6.3+)"
+            }
+        })?;
 
         let queue = Rc::new(RefCell::new(VecDeque::new()));
         let malformed = Rc::new(Cell::new(0u64));
@@ -548,6 +608,7 @@ fn realtime_minus(clock: libc::clockid_t) -> Result<i128> {
 const L7_EV_IO: u32 = 1;
 const L7_EV_CONN: u32 = 2;
 const L7_EV_PROC: u32 = 3;
+const L7_EV_SEEN: u32 = 4;
 
 const L7_OP_CONNECT: u32 = 1;
 const L7_OP_ACCEPT: u32 = 2;
@@ -666,7 +727,7 @@ fn read_record<T: Pod>(data: &[u8]) -> Option<T> {
 fn decode(data: &[u8], clocks: &ClockOffsets) -> Option<SyscallEvent> {
     let kind = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
     match kind {
-        L7_EV_IO | L7_EV_CONN => decode_sys(read_record::<RawSysEvent>(data)?, clocks),
+        L7_EV_IO | L7_EV_CONN | L7_EV_SEEN => decode_sys(read_record::<RawSysEvent>(data)?, clocks),
         L7_EV_PROC => decode_proc(read_record::<RawProcEvent>(data)?, clocks),
         _ => None,
     }
@@ -684,11 +745,35 @@ fn decode_sys(raw: RawSysEvent, clocks: &ClockOffsets) -> Option<SyscallEvent> {
         comm: c_string(&raw.comm),
         fd: raw.fd,
         ret: raw.ret,
-        enter_ns: clocks.mono_to_epoch(raw.ts_enter),
+        // A Seen event's open time is 0 when the connection predates the recording.
+        enter_ns: match raw.ts_enter {
+            0 => 0,
+            ts => clocks.mono_to_epoch(ts),
+        },
         exit_ns: clocks.mono_to_epoch(raw.ts_exit),
         role,
         socket: decode_tuple(&raw.sock)?,
     };
+    let io_op = |op| match op {
+        5 => Some(IoOp::Read),
+        6 => Some(IoOp::Write),
+        7 => Some(IoOp::Readv),
+        8 => Some(IoOp::Writev),
+        9 => Some(IoOp::Recvfrom),
+        10 => Some(IoOp::Sendto),
+        11 => Some(IoOp::Recvmsg),
+        12 => Some(IoOp::Sendmsg),
+        13 => Some(IoOp::Recvmmsg),
+        14 => Some(IoOp::Sendmmsg),
+        15 => Some(IoOp::Sendfile),
+        _ => None,
+    };
+    if raw.kind == L7_EV_SEEN {
+        return Some(SyscallEvent::Seen {
+            op: io_op(raw.op),
+            call,
+        });
+    }
     let op = match raw.op {
         L7_OP_CONNECT => return Some(SyscallEvent::Connect { call }),
         L7_OP_ACCEPT | L7_OP_ACCEPT4 => {
@@ -698,18 +783,7 @@ fn decode_sys(raw: RawSysEvent, clocks: &ClockOffsets) -> Option<SyscallEvent> {
             })
         }
         L7_OP_CLOSE => return Some(SyscallEvent::Close { call }),
-        5 => IoOp::Read,
-        6 => IoOp::Write,
-        7 => IoOp::Readv,
-        8 => IoOp::Writev,
-        9 => IoOp::Recvfrom,
-        10 => IoOp::Sendto,
-        11 => IoOp::Recvmsg,
-        12 => IoOp::Sendmsg,
-        13 => IoOp::Recvmmsg,
-        14 => IoOp::Sendmmsg,
-        15 => IoOp::Sendfile,
-        _ => return None,
+        other => io_op(other)?,
     };
     Some(SyscallEvent::Io {
         op,

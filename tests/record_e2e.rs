@@ -435,6 +435,17 @@ fn ipv6_loopback_is_recorded() {
 /// request.
 #[test]
 fn keepalive_connection_opened_before_recording_is_picked_up() {
+    keepalive_preopened(&[]);
+}
+
+/// Test 4b: the same in `--syscalls connections` mode, where the connection is only
+/// learned from the first send/receive after recording starts.
+#[test]
+fn keepalive_preopened_connection_attributed_in_connections_mode() {
+    keepalive_preopened(&["--syscalls", "connections"]);
+}
+
+fn keepalive_preopened(record_args: &[&str]) {
     let mut tools = base_tools();
     tools.push("nginx");
     require_tools(&tools);
@@ -487,7 +498,7 @@ fn keepalive_connection_opened_before_recording_is_picked_up() {
     );
     wait_for_file(&ns, &first_done, secs(10), "first request before recording");
 
-    let mut rec = Recorder::start(&ns, &out, &[]);
+    let mut rec = Recorder::start(&ns, &out, record_args);
     rec.wait_ready(secs(10));
     std::fs::write(&go, b"").expect("writing the go file");
     wait_for_file(&ns, &done, secs(10), "requests after recording started");
@@ -531,6 +542,71 @@ fn keepalive_connection_opened_before_recording_is_picked_up() {
         assert_eq!(r["server_pid"].as_u64(), Some(u64::from(nginx.pid)), "{r}");
         assert_eq!(r["client_comm"].as_str(), Some("python3"), "{r}");
         assert_eq!(r["client_pid"].as_u64(), Some(u64::from(client_pid)), "{r}");
+    }
+}
+
+/// Test 4c: `--syscalls connections` names client and server processes of new
+/// connections (nginx and python3, IPv4 and IPv6) from connection records alone: the
+/// file holds no per-call syscall records.
+#[test]
+fn connections_mode_attributes_without_per_call_records() {
+    let mut tools = base_tools();
+    tools.push("nginx");
+    require_tools(&tools);
+    let ns = Netns::new();
+    let www = Docroot::new();
+    let nginx = Nginx::start(&ns, &www, &[NGINX_PORT]);
+    let py = PyHttp::start(&ns, &www, "127.0.0.1", PY_PORT);
+    let dir = temp_dir();
+    let out = dir.path().join("cap.pcapng");
+
+    let mut rec = Recorder::start(&ns, &out, &["--syscalls", "connections"]);
+    rec.wait_ready(secs(10));
+    let plan = [
+        (
+            format!("http://127.0.0.1:{NGINX_PORT}/index.html?c=1"),
+            "nginx",
+            nginx.pid,
+        ),
+        (
+            format!("http://[::1]:{NGINX_PORT}/big.bin?c=2"),
+            "nginx",
+            nginx.pid,
+        ),
+        (
+            format!("http://127.0.0.1:{PY_PORT}/index.html?c=3"),
+            "python3",
+            py.pid,
+        ),
+    ];
+    let runs: Vec<CurlRun> = plan.iter().map(|(url, ..)| curl(&ns, &[url])).collect();
+    thread::sleep(SETTLE);
+    let exit = rec.stop(libc::SIGINT, secs(10));
+    assert!(
+        exit.status.success(),
+        "l7rec exit {}: {}",
+        exit.status,
+        exit.stderr
+    );
+
+    let contents = read_capture(&out);
+    assert!(contents.error.is_none(), "{:?}", contents.error);
+    assert_eq!(
+        contents.syscalls, 0,
+        "connections mode wrote per-call records"
+    );
+    // Each connection is described by both ends.
+    assert!(
+        contents.connections >= 2 * plan.len(),
+        "{} connection records for {} connections",
+        contents.connections,
+        plan.len()
+    );
+    let a = analyze_json(&out);
+    assert!(a.status.success(), "analyze failed: {}", a.stderr);
+    for ((url, comm, pid), run) in plan.iter().zip(&runs) {
+        let uri = &url[url.rfind('/').unwrap_or(0)..];
+        assert_transaction(&a, uri, run, comm, *pid);
     }
 }
 

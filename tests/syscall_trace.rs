@@ -72,11 +72,8 @@ fn spawn_tracer(
 
 fn calls_of(events: &[SyscallEvent], pid: u32) -> impl Iterator<Item = &SyscallEvent> {
     events.iter().filter(move |ev| match ev {
-        SyscallEvent::Io { call, .. }
-        | SyscallEvent::Connect { call }
-        | SyscallEvent::Accept { call, .. }
-        | SyscallEvent::Close { call } => call.pid == pid,
         SyscallEvent::Process(p) => p.pid == pid,
+        other => other.call().is_some_and(|call| call.pid == pid),
     })
 }
 
@@ -243,6 +240,7 @@ fn traces_http_in_own_netns_only() {
     }
     for ev in events {
         match ev {
+            SyscallEvent::Seen { .. } => panic!("connections-mode event in calls mode: {ev:?}"),
             SyscallEvent::Io { call, .. }
             | SyscallEvent::Connect { call }
             | SyscallEvent::Accept { call, .. }
@@ -499,12 +497,9 @@ fn only_kept_flows_and_comm_filter() {
     let by_local = |lport: u16| -> Vec<&SyscallEvent> {
         events
             .iter()
-            .filter(|ev| match ev {
-                SyscallEvent::Io { call, .. }
-                | SyscallEvent::Connect { call }
-                | SyscallEvent::Accept { call, .. }
-                | SyscallEvent::Close { call } => call.socket.local.port() == lport,
-                SyscallEvent::Process(_) => false,
+            .filter(|ev| {
+                ev.call()
+                    .is_some_and(|call| call.socket.local.port() == lport)
             })
             .collect()
     };

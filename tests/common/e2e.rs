@@ -632,6 +632,10 @@ pub struct FileContents {
     pub error: Option<String>,
     /// The last interface statistics block (ISB) of each interface id.
     pub last_isb: BTreeMap<u32, l7rec_capture::InterfaceStats>,
+    /// Number of connection records.
+    pub connections: usize,
+    /// Number of syscall records.
+    pub syscalls: usize,
 }
 
 /// Reads every event of a capture with `l7rec_capture::CaptureReader`.
@@ -653,8 +657,11 @@ pub fn read_capture(path: &Path) -> FileContents {
             }
             Ok(Event::Records(recs)) => {
                 for rec in &recs {
-                    if let Record::Stats(s) = rec {
-                        c.stats.push(s.clone());
+                    match rec {
+                        Record::Stats(s) => c.stats.push(s.clone()),
+                        Record::Connection(_) => c.connections += 1,
+                        Record::Syscall(_) => c.syscalls += 1,
+                        _ => {}
                     }
                 }
                 let kind = match recs.last() {
