@@ -5,30 +5,34 @@
 #   scripts/bench/recorder.sh            3 rounds, wrk -t1 -c50 -d10s
 #   scripts/bench/recorder.sh --smoke    1 round, -d2s (CI)
 #   options: --rounds N  --duration SECONDS  --connections N
-#            --l7rec-args "ARGS"  extra `l7rec record` options (e.g. --no-syscalls)
+#            --l7rec NAME=ARGS  an l7rec configuration to measure (repeatable; default:
+#                               "l7rec=" and "l7rec-conn=--syscalls connections")
 #
-# Each round runs, in turn: no capture; `l7rec record -o F --port 8080`; and
-# `tcpdump -i lo -w F -s 262144 port 8080` (both inside the namespace, on its lo).
-# Printed per configuration (medians over rounds): requests/s (wrk), ratio to no
-# capture, CPU seconds of the capturing process (user+sys, /usr/bin/time; the BPF
-# socket filter runs in the senders' context and shows in the throughput instead),
-# drops it reports, bytes written per request, and completeness: transactions
-# `l7rec analyze` finds in the file vs the requests wrk reports.
+# Each round runs, in turn: no capture; each l7rec configuration (`l7rec record -o F
+# --port 8080 ARGS`); and `tcpdump -i lo -w F -s 262144 port 8080` (all inside the
+# namespace, on its lo). Printed per configuration (medians over rounds): requests/s
+# (wrk), ratio to no capture, CPU seconds of the capturing process (user+sys,
+# /usr/bin/time; the BPF programs run in the traced tasks' context and show in the
+# throughput instead), drops it reports, bytes written per request, and completeness:
+# transactions `l7rec analyze` finds in the file vs the requests wrk reports.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ROUNDS=3 DURATION=10 CONNS=50 EXTRA=
+ROUNDS=3 DURATION=10 CONNS=50 CONFIGS=()
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) ROUNDS=1 DURATION=2 ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --connections) CONNS=$2; shift ;;
-        --l7rec-args) EXTRA=$2; shift ;;
-        *) sed -n '2,17p' "$0"; exit 2 ;;
+        --l7rec) case $2 in *=*) CONFIGS+=("$2") ;; *) die "--l7rec wants NAME=ARGS" ;; esac; shift ;;
+        *) sed -n '2,18p' "$0"; exit 2 ;;
     esac
     shift
 done
+[ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=("l7rec=" "l7rec-conn=--syscalls connections")
+NAMES=()
+for c in "${CONFIGS[@]}"; do NAMES+=("${c%%=*}"); done
 [ "$(id -u)" = 0 ] || die "needs root (network namespace, BPF)"
 need nginx wrk tcpdump ip cargo awk
 build
@@ -77,7 +81,7 @@ URL=http://127.0.0.1:8080/index.html
 machine
 echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), tcpdump $(tcpdump --version | head -1 | awk '{print $3}')"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews figures)"
-echo "l7rec record -o F --port 8080 $EXTRA"
+for c in "${CONFIGS[@]}"; do echo "${c%%=*}: l7rec record -o F --port 8080 ${c#*=}"; done
 echo "load: wrk -t1 -c$CONNS -d${DURATION}s --latency $URL (keep-alive), $ROUNDS rounds"
 
 # run_wrk OUT: runs the load, leaves wrk's report in OUT; sets REQS and RPS.
@@ -87,13 +91,19 @@ run_wrk() {
     RPS=$(awk '/^Requests\/sec:/ {print $2}' "$1")
 }
 
-# start_capture NAME FILE ERR CMD...: runs CMD under /usr/bin/time in the namespace.
+# start_capture NAME READY ERR CMD...: runs CMD under /usr/bin/time in the namespace and
+# waits until its stderr (ERR) shows READY (a regex).
 start_capture() {
     local tf=$TMP/time.$1
     ip netns exec "$NS" "$TIME" -f '%U %S' -o "$tf" "${@:4}" 2>"$3" &
     CAP_PID=$!
-    sleep 1.5
-    kill -0 "$CAP_PID" 2>/dev/null || { cat "$3" >&2; die "$1 did not start"; }
+    for _ in $(seq 100); do
+        grep -q "$2" "$3" 2>/dev/null && return
+        kill -0 "$CAP_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$3" >&2
+    die "$1 did not start"
 }
 
 # stop_capture NAME: SIGINT to the capturing process (GNU time ignores it), waits;
@@ -122,27 +132,31 @@ for round in $(seq 1 "$ROUNDS"); do
     run_wrk "$TMP/wrk.none"
     add none:rps "$RPS"
 
-    # l7rec record.
-    F=$TMP/l7rec.pcapng
-    rm -f "$F"
-    start_capture l7rec "$F" "$TMP/l7rec.err" "$L7REC" record -o "$F" --port 8080 $EXTRA
-    run_wrk "$TMP/wrk.l7rec"
-    stop_capture l7rec
-    add l7rec:rps "$RPS"
-    add l7rec:cpu "$CPU"
-    DROPS=$(sed -n 's/.*drops: \([0-9]*\) packets, \([0-9]*\) syscall.*/\1 \2/p' "$TMP/l7rec.err")
-    add l7rec:drops "${DROPS% *}"
-    add l7rec:sysdrops "${DROPS#* }"
-    SIZE=$(stat -c %s "$F")
-    add l7rec:bpr "$(calc "$SIZE/$REQS")"
-    count_tx "$F"
-    add l7rec:complete "$(calc "100*$TX_OK/$REQS")"
-    echo "round $round l7rec: wrk $REQS requests, l7rec found $TX transactions ($TX_OK with status 200); $(grep 'drops:' "$TMP/l7rec.err")" >&2
+    for c in "${CONFIGS[@]}"; do
+        name=${c%%=*}
+        F=$TMP/$name.pcapng
+        rm -f "$F"
+        # shellcheck disable=SC2086 # ARGS are words
+        start_capture "$name" "recording on" "$TMP/$name.err" "$L7REC" record -o "$F" --port 8080 ${c#*=}
+        run_wrk "$TMP/wrk.$name"
+        stop_capture "$name"
+        add "$name:rps" "$RPS"
+        add "$name:cpu" "$CPU"
+        DROPS=$(sed -n 's/.*drops: \([0-9]*\) packets, \([0-9]*\) syscall.*/\1 \2/p' "$TMP/$name.err")
+        [ -n "$DROPS" ] || DROPS="$(sed -n 's/.*drops: \([0-9]*\) packets.*/\1/p' "$TMP/$name.err") 0"
+        add "$name:drops" "${DROPS% *}"
+        add "$name:sysdrops" "${DROPS#* }"
+        SIZE=$(stat -c %s "$F")
+        add "$name:bpr" "$(calc "$SIZE/$REQS")"
+        count_tx "$F"
+        add "$name:complete" "$(calc "100*$TX_OK/$REQS")"
+        echo "round $round $name: wrk $REQS requests, l7rec found $TX transactions ($TX_OK with status 200); $(grep 'drops:' "$TMP/$name.err")" >&2
+    done
 
     # tcpdump.
     F=$TMP/tcpdump.pcap
     rm -f "$F"
-    start_capture tcpdump "$F" "$TMP/tcpdump.err" tcpdump -Z root -i lo -w "$F" -s 262144 port 8080
+    start_capture tcpdump "listening on" "$TMP/tcpdump.err" tcpdump -Z root -i lo -w "$F" -s 262144 port 8080
     run_wrk "$TMP/wrk.tcpdump"
     stop_capture tcpdump
     add tcpdump:rps "$RPS"
@@ -162,17 +176,21 @@ echo
 echo "=== recorder benchmark: medians of $ROUNDS rounds ==="
 printf '%-14s %12s %10s %10s %12s %14s %14s\n' "capture" "requests/s" "vs none" "CPU s" "drops" "bytes/request" "complete %"
 printf '%-14s %12s %10s %10s %12s %14s %14s\n' "none" "$(fmt 0 "$NONE")" "1.000" "-" "-" "-" "-"
-for c in l7rec tcpdump; do
-    d=$(med $c:drops)
-    [ $c = l7rec ] && d="$d+$(med l7rec:sysdrops)ev"
-    printf '%-14s %12s %10s %10s %12s %14s %14s\n' "$c" "$(fmt 0 "$(med $c:rps)")" \
-        "$(fmt 3 "$(calc "$(med $c:rps)/$NONE")")" "$(fmt 2 "$(med $c:cpu)")" "$d" \
-        "$(fmt 0 "$(med $c:bpr)")" "$(fmt 2 "$(med $c:complete)")"
+for c in "${NAMES[@]}" tcpdump; do
+    d=$(med "$c:drops")
+    [ "$c" = tcpdump ] || d="$d+$(med "$c:sysdrops")ev"
+    printf '%-14s %12s %10s %10s %12s %14s %14s\n' "$c" "$(fmt 0 "$(med "$c:rps")")" \
+        "$(fmt 3 "$(calc "$(med "$c:rps")/$NONE")")" "$(fmt 2 "$(med "$c:cpu")")" "$d" \
+        "$(fmt 0 "$(med "$c:bpr")")" "$(fmt 2 "$(med "$c:complete")")"
 done
 echo
-echo "l7rec throughput / none: $(fmt 3 "$(calc "$(med l7rec:rps)/$NONE")")   (target >= 0.90)"
-echo "l7rec / tcpdump throughput: $(fmt 3 "$(calc "$(med l7rec:rps)/$(med tcpdump:rps)")")   (target >= 1.0)"
-echo "l7rec bytes/request as % of tcpdump's pcap: $(fmt 1 "$(calc "100*$(med l7rec:bpr)/$(med tcpdump:bpr)")")%   (target <= 25%)"
-echo "l7rec drops (per round): packets [${V[l7rec:drops]} ], syscall events [${V[l7rec:sysdrops]} ]   (target 0)"
-echo "l7rec completeness (per round, % of wrk's requests found with status 200): [${V[l7rec:complete]} ]   (target 100)"
-echo "per round requests/s: none [${V[none:rps]} ], l7rec [${V[l7rec:rps]} ], tcpdump [${V[tcpdump:rps]} ]"
+for c in "${NAMES[@]}"; do
+    echo "$c throughput / none: $(fmt 3 "$(calc "$(med "$c:rps")/$NONE")")   (target >= 0.90)"
+    echo "$c / tcpdump throughput: $(fmt 3 "$(calc "$(med "$c:rps")/$(med tcpdump:rps)")")   (target >= 1.0)"
+    echo "$c bytes/request as % of tcpdump's pcap: $(fmt 1 "$(calc "100*$(med "$c:bpr")/$(med tcpdump:bpr)")")%   (target <= 25%)"
+    echo "$c drops (per round): packets [${V[$c:drops]} ], syscall events [${V[$c:sysdrops]} ]   (target 0)"
+    echo "$c completeness (per round, % of wrk's requests found with status 200): [${V[$c:complete]} ]   (target 100)"
+done
+printf 'per round requests/s:'
+for c in none "${NAMES[@]}" tcpdump; do printf ' %s [%s ]' "$c" "${V[$c:rps]}"; done
+echo
