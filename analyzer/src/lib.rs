@@ -126,17 +126,6 @@ pub fn analyze_with(
         Some(n) => n.max(1),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    // One thread reads; the others process connections. With one thread in all,
-    // reading and processing take turns on it.
-    let inline = threads == 1;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.saturating_sub(1).max(1))
-        .thread_name(|i| format!("l7rec-analyze-{i}"))
-        .build()
-        .map_err(|e| AnalyzeError::Threads {
-            threads,
-            reason: e.to_string(),
-        })?;
     let cfg = flows::Config {
         http: l7rec_http::Config {
             capture_headers: !opts.without_headers,
@@ -151,8 +140,7 @@ pub fn analyze_with(
         let base = (i as u64) << 40;
         let fa = pipeline::analyze_file(
             path,
-            &pool,
-            inline,
+            threads,
             cfg,
             base,
             &|bytes| on_progress(i, bytes),

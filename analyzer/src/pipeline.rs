@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
-use l7rec_capture::{CaptureReader, Event, Record, RecorderStats};
+use l7rec_capture::{CaptureReader, Event, InputCompression, Record, RecorderStats};
 use rayon::prelude::*;
 
 use crate::attribution::Attribution;
@@ -144,16 +144,16 @@ fn deliver(
     sink(txs)
 }
 
-/// Analyzes one capture file on `pool`, handing transactions to `sink` as their
-/// connections end. Flow ids are offset by `flow_base`. With `inline`, reading runs on
-/// the calling thread between rounds (a truly single-threaded analysis); otherwise a
-/// reading thread fills rounds while the pool processes the previous one.
-/// `on_progress(bytes_read)` is called per round.
-#[allow(clippy::too_many_arguments)]
+/// Analyzes one capture file with `threads` threads, handing transactions to `sink` as
+/// their connections end. Flow ids are offset by `flow_base`. With one thread, reading
+/// runs on the calling thread between rounds (a truly single-threaded analysis);
+/// otherwise a reading thread fills rounds while a pool of workers processes the
+/// previous one: `threads` workers for plain input, one fewer when the reader has
+/// decompression to do and needs a core of its own. `on_progress(bytes_read)` is
+/// called per round.
 pub fn analyze_file(
     path: &Path,
-    pool: &rayon::ThreadPool,
-    inline: bool,
+    threads: usize,
     cfg: flows::Config,
     flow_base: u64,
     on_progress: &(dyn Fn(u64) + Sync),
@@ -172,7 +172,22 @@ pub fn analyze_file(
         path: path.to_owned(),
         source: e,
     })?;
-    let shards = pool.current_num_threads().max(1) * SHARDS_PER_THREAD;
+    let inline = threads <= 1;
+    let workers = match reader.compression() {
+        _ if inline => 1,
+        InputCompression::None => threads,
+        _ => threads - 1,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("l7rec-analyze-{i}"))
+        .build()
+        .map_err(|e| AnalyzeError::Threads {
+            threads,
+            reason: e.to_string(),
+        })?;
+    let pool = &pool;
+    let shards = workers * SHARDS_PER_THREAD;
     let mut rounds = RoundReader::new(reader, shards);
     let mut work = Work {
         tables: (0..shards).map(|_| FlowTable::new(cfg)).collect(),
