@@ -346,13 +346,7 @@ fn non_http_tcp_is_not_recorded() {
         )],
     );
     thread::sleep(SETTLE);
-    let exit = rec.stop(libc::SIGINT, secs(10));
-    assert!(
-        exit.status.success(),
-        "l7rec exit {}: {}",
-        exit.status,
-        exit.stderr
-    );
+    rec.stop_ok(libc::SIGINT, secs(10));
 
     let on_echo = tshark_fields(
         &out,
@@ -395,13 +389,7 @@ fn ipv6_loopback_is_recorded() {
     let run = curl(&ns, &["-g", &format!("http://[::1]:{NGINX_PORT}/")]);
     assert_eq!(run.http_code, 200);
     thread::sleep(SETTLE);
-    let exit = rec.stop(libc::SIGINT, secs(10));
-    assert!(
-        exit.status.success(),
-        "l7rec exit {}: {}",
-        exit.status,
-        exit.stderr
-    );
+    rec.stop_ok(libc::SIGINT, secs(10));
 
     let t = tshark_fields(
         &out,
@@ -503,13 +491,7 @@ fn keepalive_preopened(record_args: &[&str]) {
     std::fs::write(&go, b"").expect("writing the go file");
     wait_for_file(&ns, &done, secs(10), "requests after recording started");
     thread::sleep(SETTLE);
-    let exit = rec.stop(libc::SIGINT, secs(10));
-    assert!(
-        exit.status.success(),
-        "l7rec exit {}: {}",
-        exit.status,
-        exit.stderr
-    );
+    rec.stop_ok(libc::SIGINT, secs(10));
 
     let uris = http_uris(&out).column(0);
     for u in ["/index.html?after=2", "/big.bin?after=3"] {
@@ -581,13 +563,7 @@ fn connections_mode_attributes_without_per_call_records() {
     ];
     let runs: Vec<CurlRun> = plan.iter().map(|(url, ..)| curl(&ns, &[url])).collect();
     thread::sleep(SETTLE);
-    let exit = rec.stop(libc::SIGINT, secs(10));
-    assert!(
-        exit.status.success(),
-        "l7rec exit {}: {}",
-        exit.status,
-        exit.stderr
-    );
+    rec.stop_ok(libc::SIGINT, secs(10));
 
     let contents = read_capture(&out);
     assert!(contents.error.is_none(), "{:?}", contents.error);
@@ -888,13 +864,7 @@ fn port_option_narrows_capture() {
         }
     }
     thread::sleep(SETTLE);
-    let exit = rec.stop(libc::SIGINT, secs(10));
-    assert!(
-        exit.status.success(),
-        "l7rec exit {}: {}",
-        exit.status,
-        exit.stderr
-    );
+    rec.stop_ok(libc::SIGINT, secs(10));
 
     let other = tshark_fields(
         &out,
@@ -1103,13 +1073,7 @@ fn sigint_right_after_traffic_loses_nothing_silently() {
         &[&format!("http://127.0.0.1:{NGINX_PORT}/index.html?last=1")],
     );
     // curl has its whole response: stop now, as a user pressing Ctrl-C would.
-    let exit = rec.stop(libc::SIGINT, secs(10));
-    assert!(
-        exit.status.success(),
-        "l7rec exit {}: {}",
-        exit.status,
-        exit.stderr
-    );
+    let exit = rec.stop_ok(libc::SIGINT, secs(10));
 
     let contents = read_capture(&out);
     assert!(contents.error.is_none(), "{contents:?}");

@@ -379,6 +379,18 @@ impl Recorder {
         self.wait(timeout)
     }
 
+    /// [`Recorder::stop`], asserting the recorder exited with status 0.
+    pub fn stop_ok(&mut self, sig: i32, timeout: Duration) -> RecorderExit {
+        let exit = self.stop(sig, timeout);
+        assert!(
+            exit.status.success(),
+            "l7rec exit {}: {}",
+            exit.status,
+            exit.stderr
+        );
+        exit
+    }
+
     /// Time since the recorder was started.
     pub fn age(&self) -> Duration {
         self.started.elapsed()
