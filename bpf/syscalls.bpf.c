@@ -806,42 +806,40 @@ struct l7_conn_sock {
 	__u32 reported; /* tgid whose use was last reported; 0 = none */
 };
 
-/* Keyed by struct sock address; entries go when the socket reaches TCP_CLOSE (so a
- * reused address is a new socket) or age out. */
+/* Socket-local storage: found from the socket itself (no hashing), freed with it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct l7_conn_sock);
 } conn_socks SEC(".maps");
 
 #define L7_TCP_ESTABLISHED 1
 #define L7_TCP_SYN_SENT 2
 #define L7_TCP_SYN_RECV 3
-#define L7_TCP_CLOSE 7
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(l7_conn_state, struct sock *sk, int oldstate, int newstate)
 {
-	struct l7_conn_sock cs = {};
-	__u64 key = (__u64)sk;
+	struct l7_conn_sock *cs;
+	__u32 role;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	if (newstate == L7_TCP_CLOSE) {
-		bpf_map_delete_elem(&conn_socks, &key);
-		return 0;
-	}
 	if (newstate == L7_TCP_SYN_SENT)
-		cs.role = L7_ROLE_CLIENT;
+		role = L7_ROLE_CLIENT;
 	else if (oldstate == L7_TCP_SYN_RECV && newstate == L7_TCP_ESTABLISHED)
-		cs.role = L7_ROLE_SERVER; /* an accepted socket, in softirq: no process yet */
+		role = L7_ROLE_SERVER; /* an accepted socket, in softirq: no process yet */
 	else
 		return 0;
 	if (!all_netns && sk->__sk_common.skc_net.net->ns.inum != netns_ino)
 		return 0;
-	cs.open_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&conn_socks, &key, &cs, BPF_ANY);
+	cs = bpf_sk_storage_get(&conn_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!cs)
+		return 0;
+	cs->open_ns = bpf_ktime_get_ns();
+	cs->role = role;
+	cs->reported = 0; /* a socket may connect again after a failed attempt */
 	return 0;
 }
 
@@ -849,17 +847,16 @@ int BPF_PROG(l7_conn_state, struct sock *sk, int oldstate, int newstate)
 static __always_inline void conn_used(struct sock *sk, long ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct l7_conn_sock fresh = {}, *cs;
+	struct l7_conn_sock *cs;
 	struct l7_sys_event *e;
 	struct l7_sock_tuple t;
 	struct pt_regs *regs;
-	__u64 key = (__u64)sk;
 	__u32 tgid = task->tgid, op = 0;
 	__s32 fd = -1;
 
 	if (!task_in_scope(task, tgid))
 		return;
-	cs = bpf_map_lookup_elem(&conn_socks, &key);
+	cs = bpf_sk_storage_get(&conn_socks, sk, 0, 0);
 	if (cs && cs->reported == tgid)
 		return; /* the hot path: one lookup per send/receive */
 	if (sk->sk_protocol != IPPROTO_TCP)
@@ -869,13 +866,11 @@ static __always_inline void conn_used(struct sock *sk, long ret)
 		return;
 	if (only_kept_flows && !flow_is_kept(&t))
 		return;
-	if (!cs) {
-		bpf_map_update_elem(&conn_socks, &key, &fresh, BPF_NOEXIST);
-		cs = bpf_map_lookup_elem(&conn_socks, &key);
-		if (!cs)
-			return;
-	}
-	cs->reported = tgid;
+	/* Storage that cannot be made (no memory) only means reporting again next time. */
+	if (!cs)
+		cs = bpf_sk_storage_get(&conn_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (cs)
+		cs->reported = tgid;
 
 	/* The call and fd from the syscall's saved registers (none for io_uring & co). */
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
@@ -890,19 +885,20 @@ static __always_inline void conn_used(struct sock *sk, long ret)
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost(L7_LOST_RINGBUF);
-		cs->reported = 0; /* try again on the next call */
+		if (cs)
+			cs->reported = 0; /* try again on the next call */
 		return;
 	}
 	e->kind = L7_EV_SEEN;
 	e->op = op;
-	e->ts_enter = cs->open_ns;
+	e->ts_enter = cs ? cs->open_ns : 0;
 	e->ts_exit = bpf_ktime_get_ns();
 	e->ret = ret;
 	e->bytes = ret > 0 ? ret : 0;
 	e->tgid = tgid;
 	e->tid = task->pid;
 	e->fd = fd;
-	e->role = cs->role;
+	e->role = cs ? cs->role : L7_ROLE_UNKNOWN;
 	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
 	__builtin_memcpy(&e->sock, &t, sizeof(e->sock));
 	bpf_ringbuf_submit(e, 0);

@@ -345,16 +345,15 @@ impl SyscallTracer {
             // Unused unless shared: do not preallocate 64k LRU entries for nothing.
             None => open.maps.l7_flows.set_max_entries(1)?,
         }
-        // Load one mode's programs; shrink the other mode's maps (all are preallocated).
+        // Load one mode's programs; shrink the calls mode's preallocated maps when unused
+        // (the connections mode's socket storage costs nothing until used).
         let calls = cfg.mode == TraceMode::Calls;
         open.progs.l7_sys_enter.set_autoload(calls);
         open.progs.l7_sys_exit.set_autoload(calls);
         open.progs.l7_conn_state.set_autoload(!calls);
         open.progs.l7_conn_send.set_autoload(!calls);
         open.progs.l7_conn_recv.set_autoload(!calls);
-        if calls {
-            open.maps.conn_socks.set_max_entries(1)?;
-        } else {
+        if !calls {
             open.maps.thread_state.set_max_entries(1)?;
             open.maps.sock_cache.set_max_entries(1)?;
         }
