@@ -85,7 +85,8 @@ pub struct RecordArgs {
     /// tracepoints on every syscall of every task: costs the traced servers a few
     /// microseconds per request). `connections`: only which process uses which
     /// connection (once per process and connection, from the socket layer's
-    /// tracepoints: near-free). `off`: none. See BENCHMARKS.md for the costs.
+    /// tracepoints: about a fifth of that cost; `analyze` attributes transactions the
+    /// same way). `off`: none. See BENCHMARKS.md for the costs.
     #[arg(long, value_enum, default_value_t = SyscallMode::Calls)]
     pub syscalls: SyscallMode,
     /// Same as `--syscalls off`.
