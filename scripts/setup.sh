@@ -10,6 +10,7 @@ pkgs=(
   clang llvm libelf-dev zlib1g-dev pkg-config bpftool   # build: BPF skeletons, libbpf
   tshark tcpdump                                        # tests: independent readers
   nginx-light curl python3 wrk                          # tests: real servers and clients
+  time                                                  # benchmarks: CPU and peak RSS
   iproute2 ethtool nftables procps                      # tests: namespaces, MTU, loss
   openssl libssl3                                       # TLS: the traced library, test certificates
 )
