@@ -572,8 +572,7 @@ __noinline int l7_emit_proc(__u32 reason)
 	return 0;
 }
 
-/* Report the process before its first event: once per tgid (procs_seen), and looked up
- * once per thread (the flag in its thread state). */
+/* Report the process before its first event, once per tgid (procs_seen). */
 static __always_inline void report_process_once(__u32 tgid)
 {
 	__u8 one = 1;
@@ -586,6 +585,7 @@ static __always_inline void report_process_once(__u32 tgid)
 	l7_emit_proc(L7_PROC_FIRST_SEEN);
 }
 
+/* The same, looked up once per thread (the flag in its thread state). */
 static __always_inline void maybe_emit_proc(struct l7_task *st, __u32 tgid)
 {
 	if (st->proc_reported)

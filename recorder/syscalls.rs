@@ -78,7 +78,7 @@ pub enum TraceMode {
     Calls,
     /// Each (process, connection) pair once, at the process's first send or receive
     /// ([`SyscallEvent::Seen`]), from the socket layer's tracepoints: nothing runs on
-    /// other syscalls, and nothing more per call than one map lookup.
+    /// other syscalls, and nothing more per call than one socket-storage lookup.
     Connections,
 }
 
