@@ -1022,6 +1022,29 @@ mod tests {
     }
 
     #[test]
+    fn decodes_seen_events_of_connections_mode() {
+        let ev = decode(&sys_bytes(L7_EV_SEEN, 9, AF_INET), &clocks());
+        let Some(SyscallEvent::Seen { op, call }) = ev else {
+            panic!("not a Seen event: {ev:?}");
+        };
+        assert_eq!(op, Some(IoOp::Recvfrom));
+        assert_eq!((call.enter_ns, call.exit_ns), (1_010, 1_020));
+        // Not from a read/write-family syscall (io_uring...): no op.
+        let ev = decode(&sys_bytes(L7_EV_SEEN, 0, AF_INET), &clocks());
+        assert!(
+            matches!(ev, Some(SyscallEvent::Seen { op: None, .. })),
+            "{ev:?}"
+        );
+        // Open time 0: the connection predates the recording, and stays 0.
+        let mut raw = sys_bytes(L7_EV_SEEN, 9, AF_INET);
+        raw[offset_of!(RawSysEvent, ts_enter)..][..8].copy_from_slice(&0u64.to_ne_bytes());
+        let Some(SyscallEvent::Seen { call, .. }) = decode(&raw, &clocks()) else {
+            panic!("not a Seen event");
+        };
+        assert_eq!((call.enter_ns, call.exit_ns), (0, 1_020));
+    }
+
+    #[test]
     fn decodes_conn_events() {
         let ev = decode(&sys_bytes(L7_EV_CONN, L7_OP_ACCEPT4, AF_INET6), &clocks());
         let Some(SyscallEvent::Accept { accept4, call }) = ev else {
