@@ -52,16 +52,19 @@
 //!
 //! ## Compression and crash safety
 //!
-//! With zstd, the writer ends a zstd *block* (not the frame) at least every
+//! With zstd, the file is a sequence of complete zstd frames of at most 4 MiB of
+//! pcapng each, and the writer ends one at least every
 //! [`WriterOptions::flush_interval`], so a writer killed at any moment leaves a file
-//! that tshark and [`CaptureReader`] read up to the last flush. A clean close ends the
-//! frame. No zstd skippable frames are written (tshark 4.4 rejects them).
+//! that tshark and [`CaptureReader`] read up to the last flush (a frame cut short by
+//! the kill is reported as truncation). No zstd skippable frames are written (tshark
+//! 4.4 rejects them).
 
 pub mod pcapng;
 mod reader;
 pub mod record;
 mod types;
 mod writer;
+mod zstd_frames;
 
 pub use pcapng::L7REC_PEN;
 pub use reader::{

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::pcapng::*;
 use crate::record::{encode_records, Record};
 use crate::types::{Direction, Interface, InterfaceStats};
+use crate::zstd_frames::ZstdFrames;
 
 /// How the output stream is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub enum Compression {
 pub struct WriterOptions {
     /// Output compression.
     pub compression: Compression,
-    /// Longest time between two flushes. A flush ends a zstd block, so a writer that
+    /// Longest time between two flushes. A flush ends a zstd frame, so a writer that
     /// is killed leaves a file readable up to its last flush.
     pub flush_interval: Duration,
     /// `shb_userappl`: the writing application and version.
@@ -68,7 +69,7 @@ pub struct PacketOut<'a> {
 
 enum Sink<W: Write> {
     Plain(io::BufWriter<W>),
-    Zstd(zstd::stream::write::Encoder<'static, io::BufWriter<W>>),
+    Zstd(ZstdFrames<io::BufWriter<W>>),
 }
 
 /// Writes a pcapng section (SHB first) to `W`, optionally zstd-compressed.
@@ -94,9 +95,7 @@ impl<W: Write> CaptureWriter<W> {
         let buffered = io::BufWriter::with_capacity(1 << 20, out);
         let sink = match opts.compression {
             Compression::None => Sink::Plain(buffered),
-            Compression::Zstd { level } => {
-                Sink::Zstd(zstd::stream::write::Encoder::new(buffered, level)?)
-            }
+            Compression::Zstd { level } => Sink::Zstd(ZstdFrames::new(buffered, level)?),
         };
         let mut w = CaptureWriter {
             sink,
@@ -205,7 +204,7 @@ impl<W: Write> CaptureWriter<W> {
         Ok(false)
     }
 
-    /// Ends the current zstd block and pushes everything to `W`: what was written
+    /// Ends the current zstd frame and pushes everything to `W`: what was written
     /// so far is readable even if the process dies before [`finish`](Self::finish).
     pub fn flush(&mut self) -> io::Result<()> {
         self.last_flush = Instant::now();
@@ -220,7 +219,7 @@ impl<W: Write> CaptureWriter<W> {
         self.uncompressed_bytes
     }
 
-    /// Ends the zstd frame, flushes, and returns the underlying writer.
+    /// Ends the last zstd frame, flushes, and returns the underlying writer.
     pub fn finish(self) -> io::Result<W> {
         let buffered = match self.sink {
             Sink::Plain(w) => w,
