@@ -156,7 +156,8 @@ impl Write for SharedBuf {
     }
 }
 
-/// Writes the sample: interfaces, then records interleaved with packets, then stats.
+/// Writes the sample: interfaces, then records interleaved with packets (flushed every
+/// 10 packets), then stats.
 /// With `finish == false` the writer is flushed, then forgotten like a killed process.
 pub fn write_sample(compression: Compression, finish: bool) -> Vec<u8> {
     let out = SharedBuf::default();
@@ -185,6 +186,10 @@ pub fn write_sample(compression: Compression, finish: bool) -> Vec<u8> {
             comment: p.comment.as_deref(),
         })
         .unwrap();
+        // Each flush ends a zstd frame: readers must follow several.
+        if i % 10 == 9 {
+            w.flush().unwrap();
+        }
     }
     w.write_interface_stats(&stats()).unwrap();
     if finish {
