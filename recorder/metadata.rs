@@ -1,12 +1,10 @@
 //! Turns syscall-tracer events into capture records, and remembers which process
 //! owns which connection so packets can be annotated with it.
 
-use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use foldhash::{HashMap, HashSet};
 use l7rec_capture as cap;
 
 use crate::syscalls::{self, IoOp, SyscallEvent, SyscallInfo};
@@ -27,73 +25,17 @@ pub struct Owner {
     closed_at: Option<Instant>,
 }
 
-/// Seeded multiply-fold hasher for the per-event and per-packet socket maps: SipHash
-/// (std's default) was the recorder's largest cost after compression. The random seed
-/// keeps colliding keys hard to craft from the traffic.
-#[derive(Clone)]
-struct FastState(u64);
-
-impl Default for FastState {
-    fn default() -> Self {
-        Self(RandomState::new().hash_one(0x6c37_7265_635f_6d64_u64))
-    }
-}
-
-impl BuildHasher for FastState {
-    type Hasher = FastHasher;
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(self.0)
-    }
-}
-
-struct FastHasher(u64);
-
-impl FastHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        let p = u128::from(self.0 ^ word) * 0x9e37_79b9_7f4a_7c15_u128;
-        self.0 = (p as u64) ^ ((p >> 64) as u64);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// Local and remote address of a socket, canonical (see [`canonical`]).
 type SockKey = (SocketAddr, SocketAddr);
 
 /// Converts events to records and tracks socket owners.
 #[derive(Default)]
 pub struct Metadata {
-    /// (local, remote) → owner.
-    owners: HashMap<SockKey, Owner, FastState>,
+    /// (local, remote) → owner. foldhash, not std's SipHash: that was the recorder's
+    /// largest cost after compression; foldhash is seeded per map.
+    owners: HashMap<SockKey, Owner>,
     /// Sockets already described by a connection record: (pid, fd, local, remote).
-    described: HashSet<(u32, i32, SocketAddr, SocketAddr), FastState>,
+    described: HashSet<(u32, i32, SocketAddr, SocketAddr)>,
     /// Records waiting to be written.
     pending: Vec<cap::Record>,
     /// Events turned into records so far.

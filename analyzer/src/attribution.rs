@@ -1,7 +1,7 @@
 //! Joins l7rec's connection and process records to transactions: who was the client
 //! process and who the server process.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use l7rec_capture::{ConnectionInfo, ProcessInfo, Role};

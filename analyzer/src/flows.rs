@@ -1,6 +1,6 @@
 //! TCP connections of one shard: reassembly of both directions fed into HTTP parsing.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use l7rec_http::{self as http, Side};
@@ -224,7 +224,7 @@ impl FlowTable {
     /// An empty table.
     pub fn new(cfg: Config) -> Self {
         FlowTable {
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             cfg,
             done: Vec::new(),
             totals: FlowTotals::default(),
