@@ -90,7 +90,7 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = SyscallMode::Calls)]
     pub syscalls: SyscallMode,
     /// Same as `--syscalls off`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "syscalls")]
     pub no_syscalls: bool,
     /// Capture TLS plaintext from OpenSSL 3 (uprobes on libssl.so.3 SSL_read/SSL_write
     /// and their _ex forms) as synthesized TCP/IP packets on an extra interface named
@@ -188,6 +188,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `l7rec record --syscalls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyscallMode {
+    /// Every socket call (connect, accept, close, send, receive), with its times.
+    Calls,
+    /// Only which process uses which connection.
+    Connections,
+    /// No process attribution.
+    Off,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,15 +218,4 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
-}
-
-/// `l7rec record --syscalls`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SyscallMode {
-    /// Every socket call (connect, accept, close, send, receive), with its times.
-    Calls,
-    /// Only which process uses which connection.
-    Connections,
-    /// No process attribution.
-    Off,
 }
