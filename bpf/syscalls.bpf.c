@@ -36,6 +36,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "l7rec.h"
+#include "sock_tuple.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -50,8 +51,6 @@ const volatile char target_comm[16] = {}; /* empty = every comm */
 /* ---- constants vmlinux.h lacks (macros there are not in BTF) ---- */
 #define L7_S_IFMT 0170000
 #define L7_S_IFSOCK 0140000
-#define L7_AF_INET 2
-#define L7_AF_INET6 10
 #define L7_EAGAIN 11
 #define L7_EINPROGRESS 115
 #define L7_ERESTARTSYS 512
@@ -318,54 +317,13 @@ static __always_inline bool is_socket_file(struct file *file)
 	return true;
 }
 
-static __always_inline void v4_mapped(__u8 out[16], __be32 addr)
-{
-	__builtin_memset(out, 0, 10);
-	out[10] = 0xff;
-	out[11] = 0xff;
-	__builtin_memcpy(out + 12, &addr, 4);
-}
-
 /* The TCP socket behind socket file `file`, or NULL. */
 static __always_inline struct sock *tcp_sock_of_file(struct file *file)
 {
 	struct socket *sock = bpf_core_cast(file->private_data, struct socket);
 	struct sock *sk = sock->sk;
-	__u16 family;
 
-	if (!sk)
-		return NULL;
-	family = sk->__sk_common.skc_family;
-	if (family != L7_AF_INET && family != L7_AF_INET6)
-		return NULL;
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return NULL;
-	return sk;
-}
-
-/* `sk`'s endpoints into `t`. */
-static __always_inline void tuple_of_sock(struct sock *sk, struct l7_sock_tuple *t)
-{
-	__u16 family = sk->__sk_common.skc_family;
-
-	t->family = family;
-	t->pad0 = 0;
-	t->pad1 = 0;
-	t->lport = sk->__sk_common.skc_num;
-	t->rport = bpf_ntohs(sk->__sk_common.skc_dport);
-	t->netns = sk->__sk_common.skc_net.net->ns.inum;
-	if (family == L7_AF_INET) {
-		v4_mapped(t->laddr, sk->__sk_common.skc_rcv_saddr);
-		v4_mapped(t->raddr, sk->__sk_common.skc_daddr);
-	} else {
-		__u32 *l = (__u32 *)t->laddr, *r = (__u32 *)t->raddr;
-
-#pragma unroll
-		for (int i = 0; i < 4; i++) {
-			l[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
-			r[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
-		}
-	}
+	return sk && l7_is_tcp_ip(sk) ? sk : NULL;
 }
 
 /* Cache (tgid, fd) -> `val` once the socket is connected (an unconnected socket, e.g.
@@ -395,7 +353,7 @@ static __always_inline int refresh_fd(struct task_struct *task, __u32 tgid, int 
 	out->role = role;
 	out->kept = 0;
 	out->pad0[0] = out->pad0[1] = out->pad0[2] = 0;
-	tuple_of_sock(sk, &out->sock);
+	l7_tuple_of_sock(sk, &out->sock);
 	cache_sock(tgid, fd, out);
 	return 0;
 }
@@ -703,7 +661,7 @@ int BPF_PROG(l7_sys_enter, struct pt_regs *regs, long id)
 		st = thread_state_of(task->pid);
 		if (!st)
 			return 0;
-		tuple_of_sock(sk, &val.sock);
+		l7_tuple_of_sock(sk, &val.sock);
 		cache_sock(tgid, fd, &val);
 		st->role = L7_ROLE_UNKNOWN;
 		st->kept = 0;
@@ -859,10 +817,10 @@ static __always_inline void conn_used(struct sock *sk, long ret)
 	cs = bpf_sk_storage_get(&conn_socks, sk, 0, 0);
 	if (cs && cs->reported == tgid)
 		return; /* the hot path: one lookup per send/receive */
-	if (sk->sk_protocol != IPPROTO_TCP)
+	if (!l7_is_tcp_ip(sk))
 		return;
-	tuple_of_sock(sk, &t);
-	if (!t.rport || (t.family != L7_AF_INET && t.family != L7_AF_INET6))
+	l7_tuple_of_sock(sk, &t);
+	if (!t.rport)
 		return;
 	if (only_kept_flows && !flow_is_kept(&t))
 		return;

@@ -24,6 +24,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "l7rec.h"
+#include "sock_tuple.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -34,8 +35,6 @@ const volatile __u32 netns_ino = 0;   /* only tasks in this network namespace...
 const volatile __u8 all_netns = 0;    /* ...unless this is set */
 
 /* ---- constants vmlinux.h lacks ---- */
-#define L7_AF_INET 2
-#define L7_AF_INET6 10
 #define L7_TS_COMPAT 0x0002
 
 /* ---- I/O syscall numbers (native ABI only) ---- */
@@ -150,34 +149,12 @@ static __always_inline bool task_in_scope(struct task_struct *task, __u32 tgid)
 	return true;
 }
 
-static __always_inline void v4_mapped(__u8 out[16], __be32 addr)
-{
-	__builtin_memset(out, 0, 10);
-	out[10] = 0xff;
-	out[11] = 0xff;
-	__builtin_memcpy(out + 12, &addr, 4);
-}
-
 /* The 4-tuple of `sk` if it is a TCP/IP socket; 0 on success. */
 static __always_inline int tcp_tuple_of_sk(struct sock *sk, struct l7_sock_tuple *t)
 {
-	__u16 family = sk->__sk_common.skc_family;
-
-	if (family != L7_AF_INET && family != L7_AF_INET6)
+	if (!l7_is_tcp_ip(sk))
 		return -1;
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return -1;
-	t->family = family;
-	t->lport = sk->__sk_common.skc_num;
-	t->rport = bpf_ntohs(sk->__sk_common.skc_dport);
-	t->netns = sk->__sk_common.skc_net.net->ns.inum;
-	if (family == L7_AF_INET) {
-		v4_mapped(t->laddr, sk->__sk_common.skc_rcv_saddr);
-		v4_mapped(t->raddr, sk->__sk_common.skc_daddr);
-	} else {
-		__builtin_memcpy(t->laddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
-		__builtin_memcpy(t->raddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
-	}
+	l7_tuple_of_sock(sk, t);
 	return 0;
 }
 

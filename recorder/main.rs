@@ -9,6 +9,7 @@ mod handshakes;
 mod metadata;
 mod record;
 mod redact;
+mod ring_events;
 mod syscalls;
 mod tls;
 

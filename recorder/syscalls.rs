@@ -16,28 +16,25 @@
 //! comm) and agrees with the kernel copy: it is untruncated and its exe path is exact.
 #![allow(dead_code)] // Wired into `record` by the integration step.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::mem::{offset_of, size_of, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{
-    MapCore, MapFlags, MapInfo, MapType, OpenObject, PrintLevel, RingBuffer, RingBufferBuilder,
-};
+use libbpf_rs::{MapCore, MapFlags, MapInfo, MapType, OpenObject, PrintLevel};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/syscalls.skel.rs"));
 }
 use skel::{SyscallsSkel, SyscallsSkelBuilder};
+
+use crate::ring_events::DecodedRing;
 
 /// Default ringbuf size: room for ~140k I/O events between two polls.
 pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
@@ -276,9 +273,7 @@ impl SyscallEvent {
 /// Not `Send`: poll it on the thread that started it.
 pub struct SyscallTracer {
     // Field order is drop order: the ringbuf goes before the maps it reads.
-    ringbuf: RingBuffer<'static>,
-    queue: Rc<RefCell<VecDeque<SyscallEvent>>>,
-    malformed: Rc<Cell<u64>>,
+    events: DecodedRing<SyscallEvent>,
     skel: SyscallsSkel<'static>,
     netns_ino: u32,
 }
@@ -370,26 +365,14 @@ impl SyscallTracer {
             }
         })?;
 
-        let queue = Rc::new(RefCell::new(VecDeque::new()));
-        let malformed = Rc::new(Cell::new(0u64));
-        let mut builder = RingBufferBuilder::new();
-        {
-            let queue = Rc::clone(&queue);
-            let malformed = Rc::clone(&malformed);
-            builder.add(&skel.maps.events, move |data: &[u8]| {
-                match decode(data, &clocks) {
-                    Some(ev) => queue.borrow_mut().push_back(ev),
-                    None => malformed.set(malformed.get() + 1),
-                }
-                0
-            })?;
-        }
-        let ringbuf = builder.build().context("creating the ringbuf reader")?;
+        let events = DecodedRing::new(
+            &skel.maps.events,
+            move |data: &[u8]| decode(data, &clocks),
+            "syscall ringbuf",
+        )?;
 
         Ok(Self {
-            ringbuf,
-            queue,
-            malformed,
+            events,
             skel,
             netns_ino,
         })
@@ -397,27 +380,7 @@ impl SyscallTracer {
 
     /// Waits up to `timeout` for events and hands each one to `f`; returns how many.
     pub fn poll(&mut self, timeout: Duration, f: &mut impl FnMut(SyscallEvent)) -> Result<usize> {
-        // A zero timeout (the recorder's busy loop) reads the ring directly: no
-        // epoll_wait() syscall per loop iteration.
-        let res = if timeout.is_zero() {
-            self.ringbuf.consume()
-        } else {
-            self.ringbuf.poll(timeout)
-        };
-        if let Err(e) = res {
-            if e.kind() != libbpf_rs::ErrorKind::Interrupted {
-                return Err(e).context("polling the syscall ringbuf");
-            }
-        }
-        let mut n = 0;
-        // Pop one at a time: `f` must not run while the queue is borrowed.
-        loop {
-            let next = self.queue.borrow_mut().pop_front();
-            let Some(ev) = next else { break };
-            f(ev);
-            n += 1;
-        }
-        Ok(n)
+        self.events.poll(timeout, f)
     }
 
     /// Events lost, summed over CPUs and causes: the ringbuf was full, or the per-thread
@@ -445,7 +408,7 @@ impl SyscallTracer {
 
     /// Ringbuf records that could not be decoded (kernel/user ABI mismatch); should be 0.
     pub fn malformed(&self) -> u64 {
-        self.malformed.get()
+        self.events.malformed()
     }
 
     /// The network namespace inode the tracer filters on.

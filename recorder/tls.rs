@@ -18,8 +18,7 @@
 //! bytes are reported twice; the first process that reports a connection owns it and
 //! the other side's copies are skipped (counted in [`SynthStats::peer_copies`]).
 
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::mem::{offset_of, size_of, MaybeUninit};
@@ -27,15 +26,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use l7rec_capture::{CaptureWriter, Direction, Interface, PacketOut, SourceStats};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder, UprobeOpts};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, UprobeOpts};
 
 use crate::redact::Redactor;
+use crate::ring_events::DecodedRing;
 use crate::syscalls::{self, c_string, RawSockTuple};
 
 mod skel {
@@ -180,9 +179,7 @@ pub struct TlsCounters {
 pub struct TlsTracer {
     // Field order is drop order: links and ringbuf before the skeleton.
     _links: Vec<Link>,
-    ringbuf: RingBuffer<'static>,
-    queue: Rc<RefCell<VecDeque<TlsEvent>>>,
-    malformed: Rc<Cell<u64>>,
+    events: DecodedRing<TlsEvent>,
     skel: TlsSkel<'static>,
     libs: Vec<PathBuf>,
 }
@@ -272,26 +269,14 @@ impl TlsTracer {
             }
         }
 
-        let queue = Rc::new(RefCell::new(VecDeque::new()));
-        let malformed = Rc::new(Cell::new(0u64));
-        let mut builder = RingBufferBuilder::new();
-        {
-            let queue = Rc::clone(&queue);
-            let malformed = Rc::clone(&malformed);
-            builder.add(&skel.maps.tls_events, move |data: &[u8]| {
-                match decode(data, mono_to_epoch) {
-                    Some(ev) => queue.borrow_mut().push_back(ev),
-                    None => malformed.set(malformed.get() + 1),
-                }
-                0
-            })?;
-        }
-        let ringbuf = builder.build().context("creating the TLS ringbuf reader")?;
+        let events = DecodedRing::new(
+            &skel.maps.tls_events,
+            move |data: &[u8]| decode(data, mono_to_epoch),
+            "TLS ringbuf",
+        )?;
         Ok(Self {
             _links: links,
-            ringbuf,
-            queue,
-            malformed,
+            events,
             skel,
             libs: cfg.libs,
         })
@@ -304,24 +289,12 @@ impl TlsTracer {
 
     /// Waits up to `timeout` for records and hands each event to `f`; returns how many.
     pub fn poll(&mut self, timeout: Duration, f: &mut impl FnMut(TlsEvent)) -> Result<usize> {
-        if let Err(e) = self.ringbuf.poll(timeout) {
-            if e.kind() != libbpf_rs::ErrorKind::Interrupted {
-                return Err(e).context("polling the TLS ringbuf");
-            }
-        }
-        let mut n = 0;
-        loop {
-            let next = self.queue.borrow_mut().pop_front();
-            let Some(ev) = next else { break };
-            f(ev);
-            n += 1;
-        }
-        Ok(n)
+        self.events.poll(timeout, f)
     }
 
     /// Records that could not be decoded (ABI mismatch); should be 0.
     pub fn malformed(&self) -> u64 {
-        self.malformed.get()
+        self.events.malformed()
     }
 
     /// The kernel's counters.

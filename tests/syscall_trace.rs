@@ -7,6 +7,9 @@
 #[path = "../recorder/syscalls.rs"]
 mod syscalls;
 
+#[path = "../recorder/ring_events.rs"]
+mod ring_events;
+
 #[path = "common/proc_ns.rs"]
 mod proc_ns;
 
