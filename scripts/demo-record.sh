@@ -5,6 +5,7 @@
 # reads it and as `l7rec analyze` reports it. Leaves the capture in ./demo.pcapng.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/nginx.sh
 cargo build --release --quiet
 bin=$PWD/target/release/l7rec
 out=$PWD/demo.pcapng
@@ -20,25 +21,9 @@ trap cleanup EXIT
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
-mkdir -p "$tmp/www" "$tmp/logs"
+nginx_conf "$tmp" 64 "listen 127.0.0.1:8080; listen [::1]:8080;"
 echo "hello from nginx" > "$tmp/www/index.html"
 head -c 200000 /dev/urandom | base64 > "$tmp/www/big.txt"
-cat > "$tmp/nginx.conf" <<CONF
-daemon off;
-master_process off;
-pid $tmp/nginx.pid;
-error_log $tmp/logs/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/body;
-  server {
-    listen 127.0.0.1:8080;
-    listen [::1]:8080;
-    root $tmp/www;
-  }
-}
-CONF
 ip netns exec "$ns" nginx -c "$tmp/nginx.conf" -p "$tmp" &
 nginx_pid=$!
 for _ in $(seq 50); do

@@ -4,6 +4,7 @@
 # analyzer's tests cover l7rec's own format (zstd, custom blocks, process records).
 # Run as root from the repository root.
 set -euo pipefail
+. "$(dirname "$0")/lib/nginx.sh"
 cargo build --release --quiet
 bin=$PWD/target/release/l7rec
 out=fixtures/l7rec
@@ -19,26 +20,10 @@ cleanup() {
 trap cleanup EXIT
 ip netns add "$ns"
 ip -n "$ns" link set lo up
-mkdir -p "$tmp/www" "$tmp/logs"
+nginx_conf "$tmp" 64 'listen 127.0.0.1:8080; listen [::1]:8080;
+    location /upload { client_max_body_size 1m; return 201 "stored\n"; }'
 echo "hello" > "$tmp/www/index.html"
 seq 1 20000 > "$tmp/www/numbers.txt"
-cat > "$tmp/nginx.conf" <<CONF
-daemon off;
-master_process off;
-pid $tmp/nginx.pid;
-error_log $tmp/logs/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/body;
-  server {
-    listen 127.0.0.1:8080;
-    listen [::1]:8080;
-    root $tmp/www;
-    location /upload { client_max_body_size 1m; return 201 "stored\n"; }
-  }
-}
-CONF
 ip netns exec "$ns" nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
 ip netns exec "$ns" python3 -m http.server 8000 --bind 127.0.0.1 --directory "$tmp/www" >/dev/null 2>&1 & pids+=($!)
 for _ in $(seq 50); do

@@ -17,6 +17,7 @@
 # transactions `l7rec analyze` finds in the file vs the requests wrk reports.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/nginx.sh"
 
 ROUNDS=3 DURATION=10 CONNS=50 CONFIGS=()
 while [ $# -gt 0 ]; do
@@ -52,24 +53,8 @@ trap 'exit 130' INT TERM
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
-mkdir -p "$TMP/www" "$TMP/logs"
+nginx_conf "$TMP" 1024 "listen 127.0.0.1:8080;"
 head -c 612 /dev/zero | tr '\0' 'x' >"$TMP/www/index.html"
-cat >"$TMP/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $TMP/nginx.pid;
-error_log $TMP/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/body;
-  server {
-    listen 127.0.0.1:8080;
-    root $TMP/www;
-  }
-}
-CONF
 ip netns exec "$NS" nginx -c "$TMP/nginx.conf" -p "$TMP" &
 NGINX_PID=$!
 for _ in $(seq 50); do
