@@ -286,6 +286,21 @@ impl PacketSocket {
         })
     }
 
+    /// Stops the kernel handing this socket the packets the host sends
+    /// (`PACKET_IGNORE_OUTGOING`, Linux 4.20+). On a loopback interface every packet is
+    /// seen twice, sent then received: this skips the first copy before the filter even
+    /// runs, which halves the filter's runs on the busiest interface of a local test.
+    pub fn ignore_outgoing(&self) -> Result<()> {
+        let on: libc::c_int = 1;
+        setsockopt(
+            &self.fd,
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            &on,
+        )
+        .context("ignoring outgoing packets (PACKET_IGNORE_OUTGOING)")
+    }
+
     /// The interface this socket is bound to (`None`: all).
     pub fn ifindex(&self) -> Option<u32> {
         self.ifindex

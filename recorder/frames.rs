@@ -162,7 +162,6 @@ fn emit(
     seg: Option<&TcpSegment<'_>>,
 ) {
     let owner = seg.and_then(|s| meta.packet_owner(s.src, s.dst));
-    let comment = owner.map(|o| format!("pid={} comm={}", o.pid, o.comm));
     let out = PacketOut {
         interface_id: f.interface_id,
         ts_ns: f.ts_ns,
@@ -170,7 +169,7 @@ fn emit(
         orig_len: f.orig_len,
         direction: f.direction,
         process: owner.map(|o| (o.pid, o.tid)),
-        comment: comment.as_deref(),
+        comment: owner.map(|o| o.comment.as_str()),
     };
     match w.write_packet(&out) {
         Ok(()) => {

@@ -6,9 +6,11 @@
 //! written first, so the capture has the initial sequence numbers) or until they
 //! expire (the connection carried no HTTP: its handshake never reaches the disk).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
 
 use crate::frames::Frame;
 

@@ -20,8 +20,9 @@ pub struct Owner {
     pub pid: u32,
     /// Thread id of the last call seen.
     pub tid: u32,
-    /// Process name.
-    pub comm: String,
+    /// Packet comment naming the process, `pid=… comm=…`: made once per connection,
+    /// not per packet.
+    pub comment: String,
     closed_at: Option<Instant>,
 }
 
@@ -150,7 +151,7 @@ impl Metadata {
             Owner {
                 pid: call.pid,
                 tid: call.tid,
-                comm: call.comm.clone(),
+                comment: format!("pid={} comm={}", call.pid, call.comm),
                 closed_at: None,
             },
         );

@@ -194,6 +194,15 @@ pub fn run(args: RecordArgs) -> Result<()> {
     for iface in ifaces {
         let socket = PacketSocket::open(Some(iface.index), Some(filter.prog_fd()), &ring)
             .with_context(|| format!("opening a packet socket on {}", iface.name))?;
+        if iface.is_loopback() {
+            // The filter drops loopback's sent copies anyway; this spares it the runs.
+            if let Err(e) = socket.ignore_outgoing() {
+                eprintln!(
+                    "l7rec: {}: {e:#}; the filter drops the copies instead",
+                    iface.name
+                );
+            }
+        }
         writer.add_interface(&Interface {
             name: iface.name.clone(),
             description: None,
