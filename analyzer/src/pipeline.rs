@@ -164,15 +164,22 @@ pub fn analyze_file(
         source: e,
     })?;
     let count = Arc::new(AtomicU64::new(0));
-    let reader = CaptureReader::new(CountingRead {
+    let input = CountingRead {
         inner: file,
         count: count.clone(),
-    })
+    };
+    let inline = threads <= 1;
+    // With threads to spare, reading (the kernel's copy, or decompression) runs on a
+    // thread of its own beside the parser: the parser was the pipeline's bottleneck.
+    let reader = if inline {
+        CaptureReader::new(input)
+    } else {
+        CaptureReader::with_read_ahead(input)
+    }
     .map_err(|e| AnalyzeError::Read {
         path: path.to_owned(),
         source: e,
     })?;
-    let inline = threads <= 1;
     let workers = match reader.compression() {
         _ if inline => 1,
         InputCompression::None => threads,
@@ -225,18 +232,34 @@ pub fn analyze_file(
                     break;
                 }
             });
-            let mut failed = None;
-            for round in rx.iter() {
-                let (round, result) = work.round(round, sink);
+            // Round k's segments are processed on the pool while this thread delivers
+            // round k-1's transactions (attribution, sorting, output formatting).
+            let mut pending = Vec::new();
+            for mut round in rx.iter() {
+                let (tables, pool) = (&mut work.tables, work.pool);
+                let (done, result) = std::thread::scope(|s| {
+                    let processing = s.spawn(|| process(pool, tables, &mut round));
+                    let result = deliver(
+                        std::mem::take(&mut pending),
+                        &work.attribution,
+                        work.flow_base,
+                        sink,
+                    );
+                    let done = processing
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (done, result)
+                });
                 progress();
                 if let Err(e) = result {
                     // Dropping the receiver stops the reader.
-                    failed = Some(e);
-                    break;
+                    return Some(e);
                 }
+                work.add_records(&mut round);
+                pending = done;
                 let _ = back_tx.try_send(round);
             }
-            failed
+            deliver(pending, &work.attribution, work.flow_base, sink).err()
         })
     };
     let (read, read_error) = rounds.finish();
@@ -272,6 +295,14 @@ impl Work<'_> {
     /// Processes a round on the pool, delivers the finished transactions, and returns
     /// the emptied round for reuse.
     fn round(&mut self, mut round: Round, sink: &mut Sink<'_>) -> (Round, io::Result<()>) {
+        self.add_records(&mut round);
+        let done = process(self.pool, &mut self.tables, &mut round);
+        let result = deliver(done, &self.attribution, self.flow_base, sink);
+        (round, result)
+    }
+
+    /// Takes the round's process and connection records into the attribution.
+    fn add_records(&mut self, round: &mut Round) {
         for r in round.records.drain(..) {
             match r {
                 Record::Process(p) => self.attribution.add_process(&p),
@@ -279,25 +310,31 @@ impl Work<'_> {
                 _ => {}
             }
         }
-        let tables = &mut self.tables;
-        let done: Vec<Transaction> = self.pool.install(|| {
-            tables
-                .par_iter_mut()
-                .zip(round.batches.par_iter_mut())
-                .flat_map_iter(|(table, batch)| {
-                    for m in &batch.metas {
-                        let (start, len) = (m.payload.0 as usize, m.payload.1 as usize);
-                        table.segment(m, &batch.data[start..start + len]);
-                    }
-                    batch.metas.clear();
-                    batch.data.clear();
-                    table.take_done()
-                })
-                .collect()
-        });
-        let result = deliver(done, &self.attribution, self.flow_base, sink);
-        (round, result)
     }
+}
+
+/// Runs the round's segments through their shards on the pool (emptying its batches);
+/// returns the transactions of connections that ended.
+fn process(
+    pool: &rayon::ThreadPool,
+    tables: &mut [FlowTable],
+    round: &mut Round,
+) -> Vec<Transaction> {
+    pool.install(|| {
+        tables
+            .par_iter_mut()
+            .zip(round.batches.par_iter_mut())
+            .flat_map_iter(|(table, batch)| {
+                for m in &batch.metas {
+                    let (start, len) = (m.payload.0 as usize, m.payload.1 as usize);
+                    table.segment(m, &batch.data[start..start + len]);
+                }
+                batch.metas.clear();
+                batch.data.clear();
+                table.take_done()
+            })
+            .collect()
+    })
 }
 
 /// Reads frames, decodes them down to TCP and fills rounds of per-shard batches.

@@ -60,6 +60,7 @@
 //! 4.4 rejects them).
 
 pub mod pcapng;
+mod read_ahead;
 mod reader;
 pub mod record;
 mod types;

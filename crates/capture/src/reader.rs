@@ -7,6 +7,7 @@ use std::path::Path;
 use thiserror::Error;
 
 use crate::pcapng::*;
+use crate::read_ahead::{ReadAhead, HEADROOM};
 use crate::record::{decode_records, Record, RecordError};
 use crate::types::{Direction, Interface, InterfaceStats};
 
@@ -184,6 +185,8 @@ struct IfaceState {
 /// reader is done, and everything before the error has been returned.
 pub struct CaptureReader {
     src: Box<dyn Read + Send>,
+    /// Set when a background thread reads `src` (see [`Self::with_read_ahead`]).
+    ahead: Option<ReadAhead>,
     src_error: Option<io::Error>,
     src_eof: bool,
     buf: Vec<u8>,
@@ -211,7 +214,18 @@ impl CaptureReader {
     }
 
     /// Reads a capture from any byte stream.
-    pub fn new(mut input: impl Read + Send + 'static) -> Result<Self, ReadError> {
+    pub fn new(input: impl Read + Send + 'static) -> Result<Self, ReadError> {
+        Self::open_stream(input, false)
+    }
+
+    /// Like [`new`](Self::new), but a background thread reads (and decompresses) the
+    /// input ahead of the parser, at most a few MiB ahead, so the two run in parallel
+    /// and the parser never copies the bulk of the data.
+    pub fn with_read_ahead(input: impl Read + Send + 'static) -> Result<Self, ReadError> {
+        Self::open_stream(input, true)
+    }
+
+    fn open_stream(mut input: impl Read + Send + 'static, ahead: bool) -> Result<Self, ReadError> {
         let mut magic = [0u8; 4];
         let got = read_up_to(&mut input, &mut magic)
             .map_err(|source| ReadError::Io { offset: 0, source })?;
@@ -230,8 +244,16 @@ impl CaptureReader {
             ),
             _ => (InputCompression::None, Box::new(prefix)),
         };
+        let (src, ahead): (Box<dyn Read + Send>, _) = if ahead {
+            let thread =
+                ReadAhead::spawn(src).map_err(|source| ReadError::Io { offset: 0, source })?;
+            (Box::new(io::empty()), Some(thread))
+        } else {
+            (src, None)
+        };
         let mut r = CaptureReader {
             src,
+            ahead,
             src_error: None,
             src_eof: false,
             buf: Vec::new(),
@@ -308,6 +330,9 @@ impl CaptureReader {
         if self.end - self.pos >= n {
             return;
         }
+        if self.ahead.is_some() {
+            return self.fill_ahead(n);
+        }
         if self.pos > 0 {
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
@@ -328,6 +353,43 @@ impl CaptureReader {
                     self.src_eof = true;
                 }
             }
+        }
+    }
+
+    /// [`fill`](Self::fill) from read-ahead chunks: the unconsumed tail moves into the
+    /// next chunk's headroom and that chunk becomes the buffer.
+    fn fill_ahead(&mut self, n: usize) {
+        let Some(ahead) = self.ahead.as_mut() else {
+            return;
+        };
+        while self.end - self.pos < n && !self.src_eof {
+            let mut chunk = match ahead.next() {
+                None => {
+                    self.src_eof = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    self.src_error = Some(e);
+                    self.src_eof = true;
+                    break;
+                }
+                Some(Ok(chunk)) => chunk,
+            };
+            let tail = self.end - self.pos;
+            if tail <= HEADROOM {
+                let start = HEADROOM - tail;
+                chunk[start..HEADROOM].copy_from_slice(&self.buf[self.pos..self.end]);
+                ahead.recycle(std::mem::replace(&mut self.buf, chunk));
+                self.pos = start;
+            } else {
+                // A unit longer than the headroom spans chunks: append (a copy, rare).
+                self.buf.copy_within(self.pos..self.end, 0);
+                self.buf.truncate(tail);
+                self.buf.extend_from_slice(&chunk[HEADROOM..]);
+                ahead.recycle(chunk);
+                self.pos = 0;
+            }
+            self.end = self.buf.len();
         }
     }
 

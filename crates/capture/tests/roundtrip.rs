@@ -130,3 +130,92 @@ fn garbage_is_not_a_capture() {
     let back = read_all(b"hello world, not a capture".to_vec());
     assert!(back.error.unwrap().contains("not a pcap"));
 }
+
+/// A legacy pcap (µs, little-endian) of `sizes.len()` packets of those sizes.
+fn pcap_of_sizes(sizes: &[usize]) -> Vec<u8> {
+    let mut f = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 0x0010_0000, 1] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    for (i, &n) in sizes.iter().enumerate() {
+        for v in [i as u32, 0, n as u32, n as u32] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        f.extend((0..n).map(|b| (b + i) as u8));
+    }
+    f
+}
+
+/// Fails with an I/O error after `left` bytes.
+struct FailsAfter {
+    data: std::io::Cursor<Vec<u8>>,
+    left: usize,
+}
+
+impl std::io::Read for FailsAfter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other("disk on fire"));
+        }
+        let n = buf.len().min(self.left);
+        let got = self.data.read(&mut buf[..n])?;
+        self.left -= got;
+        Ok(got)
+    }
+}
+
+/// The read-ahead thread changes nothing the reader yields: packets, records, errors
+/// and their offsets, across chunk boundaries and for units longer than a chunk's
+/// headroom or than a whole chunk.
+#[test]
+fn read_ahead_reads_exactly_what_direct_reading_does() {
+    use std::io::Cursor;
+    let same = |bytes: Vec<u8>| {
+        let direct = read_from(Cursor::new(bytes.clone()), false);
+        let ahead = read_from(Cursor::new(bytes), true);
+        assert_eq!(direct.packets, ahead.packets);
+        assert_eq!(direct.records, ahead.records);
+        assert_eq!(direct.stats, ahead.stats);
+        assert_eq!(direct.error, ahead.error);
+        direct
+    };
+    check_full(&same(write_sample(Compression::None, true)));
+    check_full(&same(write_sample(Compression::Zstd { level: 3 }, true)));
+    let plain = write_sample(Compression::None, true);
+    for cut in (0..plain.len()).step_by(11) {
+        same(plain[..cut].to_vec());
+    }
+
+    // 100 kB and 1.5 MB packets among small ones: units straddling chunks, longer than
+    // the headroom, longer than a chunk.
+    let sizes: Vec<usize> = (0..40)
+        .map(|i| match i % 5 {
+            0 => 100_000,
+            3 => 1_500_000,
+            _ => 60 + i,
+        })
+        .collect();
+    let big = pcap_of_sizes(&sizes);
+    let back = same(big.clone());
+    assert_eq!(back.error, None);
+    let got: Vec<usize> = back.packets.iter().map(|p| p.data.len()).collect();
+    assert_eq!(got, sizes);
+    for cut in [big.len() / 3, big.len() - 1] {
+        assert!(same(big[..cut].to_vec()).error.is_some());
+    }
+
+    // A source failing midway: the same prefix, the same error at the same offset.
+    for left in [5_000, 1_200_000, 3_000_000] {
+        let read = |ahead| {
+            let src = FailsAfter {
+                data: Cursor::new(big.clone()),
+                left,
+            };
+            read_from(src, ahead)
+        };
+        let (direct, ahead) = (read(false), read(true));
+        assert_eq!(direct.packets, ahead.packets, "left {left}");
+        assert_eq!(direct.error, ahead.error, "left {left}");
+        assert!(direct.error.is_some_and(|e| e.contains("disk on fire")));
+    }
+}

@@ -212,8 +212,18 @@ pub struct ReadBack {
 }
 
 pub fn read_all(bytes: Vec<u8>) -> ReadBack {
+    read_from(std::io::Cursor::new(bytes), false)
+}
+
+/// Everything `input` yields, read directly or with a read-ahead thread.
+pub fn read_from(input: impl std::io::Read + Send + 'static, read_ahead: bool) -> ReadBack {
     let mut out = ReadBack::default();
-    let mut r = match CaptureReader::new(std::io::Cursor::new(bytes)) {
+    let opened = if read_ahead {
+        CaptureReader::with_read_ahead(input)
+    } else {
+        CaptureReader::new(input)
+    };
+    let mut r = match opened {
         Ok(r) => r,
         Err(e) => {
             out.error = Some(e.to_string());
