@@ -65,6 +65,9 @@ enum l7_sys_kind {
 	L7_EV_SEEN = 4, /* struct l7_sys_event: connections mode, a process's first send or
 			 * receive on a socket (op/fd/ret of that call; ts_enter = the
 			 * connection's open time, 0 if it predates recording) */
+	L7_EV_ENDED = 5, /* struct l7_sys_event: connections mode, a reported connection
+			  * reached TCP CLOSE (op close; tgid/fd/role of its last report,
+			  * tid 0, no comm; ts_enter = open time, ts_exit = now) */
 };
 
 /* Traced syscalls (values are part of the user-space ABI: append only). */

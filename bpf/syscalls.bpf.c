@@ -762,6 +762,9 @@ struct l7_conn_sock {
 	__u64 open_ns;  /* SYN_SENT (client) or ESTABLISHED (accepted), 0 = before recording */
 	__u32 role;     /* enum l7_sys_role */
 	__u32 reported; /* tgid whose use was last reported; 0 = none */
+	__s32 fd;       /* that process's fd, -1 if unknown */
+	__u16 lport;    /* local port when reported: a client's is gone by TCP CLOSE */
+	__u16 pad0;
 };
 
 /* Socket-local storage: found from the socket itself (no hashing), freed with it. */
@@ -775,6 +778,35 @@ struct {
 #define L7_TCP_ESTABLISHED 1
 #define L7_TCP_SYN_SENT 2
 #define L7_TCP_SYN_RECV 3
+#define L7_TCP_CLOSE 7
+
+/* A reported connection's end: its TCP state reached CLOSE (after close() and the FIN
+ * exchange, or a reset). Often in softirq context: the process is the one last
+ * reported on the socket, not the current task. */
+static __always_inline void conn_ended(struct sock *sk, struct l7_conn_sock *cs)
+{
+	struct l7_sys_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(L7_LOST_RINGBUF);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->kind = L7_EV_ENDED;
+	e->op = L7_OP_CLOSE;
+	e->ts_enter = cs->open_ns;
+	e->ts_exit = bpf_ktime_get_ns();
+	e->tgid = cs->reported;
+	e->fd = cs->fd;
+	e->role = cs->role;
+	l7_tuple_of_sock(sk, &e->sock);
+	/* A client's port went to its TIME_WAIT socket before the CLOSE transition. */
+	if (!e->sock.lport)
+		e->sock.lport = cs->lport;
+	bpf_ringbuf_submit(e, 0);
+	cs->reported = 0;
+}
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(l7_conn_state, struct sock *sk, int oldstate, int newstate)
@@ -784,6 +816,13 @@ int BPF_PROG(l7_conn_state, struct sock *sk, int oldstate, int newstate)
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
+	if (newstate == L7_TCP_CLOSE) {
+		/* Only sockets reported in use have storage with `reported` set. */
+		cs = bpf_sk_storage_get(&conn_socks, sk, 0, 0);
+		if (cs && cs->reported)
+			conn_ended(sk, cs);
+		return 0;
+	}
 	if (newstate == L7_TCP_SYN_SENT)
 		role = L7_ROLE_CLIENT;
 	else if (oldstate == L7_TCP_SYN_RECV && newstate == L7_TCP_ESTABLISHED)
@@ -798,6 +837,7 @@ int BPF_PROG(l7_conn_state, struct sock *sk, int oldstate, int newstate)
 	cs->open_ns = bpf_ktime_get_ns();
 	cs->role = role;
 	cs->reported = 0; /* a socket may connect again after a failed attempt */
+	cs->fd = -1;
 	return 0;
 }
 
@@ -838,6 +878,10 @@ static __always_inline void conn_used(struct sock *sk, long ret)
 			fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
 		else
 			op = 0;
+	}
+	if (cs) {
+		cs->fd = fd;
+		cs->lport = t.lport;
 	}
 	report_process_once(tgid);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

@@ -84,7 +84,7 @@ pub struct RecordArgs {
     /// a TCP socket of a kept flow, with entry/exit times, as syscall records (uses
     /// tracepoints on every syscall of every task: costs the traced servers a few
     /// microseconds per request). `connections`: only which process uses which
-    /// connection (once per process and connection, from the socket layer's
+    /// connection, and when it opened and closed (from the socket layer's
     /// tracepoints: about a fifth of that cost; `analyze` attributes transactions the
     /// same way). `off`: none. See BENCHMARKS.md for the costs.
     #[arg(long, value_enum, default_value_t = SyscallMode::Calls)]

@@ -103,14 +103,11 @@ impl Metadata {
                 );
             }
             SyscallEvent::Close { call } => {
-                let key = self.key(&call);
-                if let Some(o) = self.owners.get_mut(&key) {
-                    o.closed_at = Some(Instant::now());
-                }
-                self.connection_record(&call, 0, call.exit_ns);
-                self.described.remove(&(call.pid, call.fd, key.0, key.1));
+                self.closed(&call);
                 self.syscall(&call, cap::SyscallOp::Close);
             }
+            // Connections mode's close: the same connection record, no syscall record.
+            SyscallEvent::Ended { call } => self.closed(&call),
             SyscallEvent::Seen { call, .. } => {
                 // Connections mode: who uses the socket is all there is to record.
                 let key = self.key(&call);
@@ -129,6 +126,17 @@ impl Metadata {
                 self.syscall(&call, op(o));
             }
         }
+    }
+
+    /// A connection closed: records its close time, keeps its owner a little longer
+    /// (for the last packets).
+    fn closed(&mut self, call: &SyscallInfo) {
+        let key = self.key(call);
+        if let Some(o) = self.owners.get_mut(&key) {
+            o.closed_at = Some(Instant::now());
+        }
+        self.connection_record(call, 0, call.exit_ns);
+        self.described.remove(&(call.pid, call.fd, key.0, key.1));
     }
 
     fn key(&self, call: &SyscallInfo) -> SockKey {

@@ -250,6 +250,15 @@ pub enum SyscallEvent {
         /// Who, when, which socket.
         call: SyscallInfo,
     },
+    /// [`TraceMode::Connections`]: a connection reported by [`Seen`](Self::Seen) ended
+    /// (its TCP state reached CLOSE: after `close()` and the FIN exchange, or a reset).
+    /// `call` names the process last seen using it (`tid` 0, no `comm`: the kernel is
+    /// often in softirq context then) with its fd and role; `exit_ns` is the end,
+    /// `enter_ns` the open time as in `Seen`.
+    Ended {
+        /// Whose connection, when, which socket.
+        call: SyscallInfo,
+    },
     /// A process's identity.
     Process(ProcessInfo),
 }
@@ -262,7 +271,8 @@ impl SyscallEvent {
             | SyscallEvent::Connect { call }
             | SyscallEvent::Accept { call, .. }
             | SyscallEvent::Close { call }
-            | SyscallEvent::Seen { call, .. } => Some(call),
+            | SyscallEvent::Seen { call, .. }
+            | SyscallEvent::Ended { call } => Some(call),
             SyscallEvent::Process(_) => None,
         }
     }
@@ -571,6 +581,7 @@ const L7_EV_IO: u32 = 1;
 const L7_EV_CONN: u32 = 2;
 const L7_EV_PROC: u32 = 3;
 const L7_EV_SEEN: u32 = 4;
+const L7_EV_ENDED: u32 = 5;
 
 const L7_OP_CONNECT: u32 = 1;
 const L7_OP_ACCEPT: u32 = 2;
@@ -689,7 +700,9 @@ fn read_record<T: Pod>(data: &[u8]) -> Option<T> {
 fn decode(data: &[u8], clocks: &ClockOffsets) -> Option<SyscallEvent> {
     let kind = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
     match kind {
-        L7_EV_IO | L7_EV_CONN | L7_EV_SEEN => decode_sys(read_record::<RawSysEvent>(data)?, clocks),
+        L7_EV_IO | L7_EV_CONN | L7_EV_SEEN | L7_EV_ENDED => {
+            decode_sys(read_record::<RawSysEvent>(data)?, clocks)
+        }
         L7_EV_PROC => decode_proc(read_record::<RawProcEvent>(data)?, clocks),
         _ => None,
     }
@@ -730,6 +743,9 @@ fn decode_sys(raw: RawSysEvent, clocks: &ClockOffsets) -> Option<SyscallEvent> {
         15 => Some(IoOp::Sendfile),
         _ => None,
     };
+    if raw.kind == L7_EV_ENDED {
+        return Some(SyscallEvent::Ended { call });
+    }
     if raw.kind == L7_EV_SEEN {
         return Some(SyscallEvent::Seen {
             op: io_op(raw.op),
@@ -1005,6 +1021,13 @@ mod tests {
             panic!("not a Seen event");
         };
         assert_eq!((call.enter_ns, call.exit_ns), (0, 1_020));
+        // The end of a reported connection.
+        let ev = decode(&sys_bytes(L7_EV_ENDED, L7_OP_CLOSE, AF_INET), &clocks());
+        let Some(SyscallEvent::Ended { call }) = ev else {
+            panic!("not an Ended event: {ev:?}");
+        };
+        assert_eq!((call.enter_ns, call.exit_ns), (1_010, 1_020));
+        assert_eq!(call.socket.local, "127.0.0.1:40000".parse().unwrap());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use e2e::*;
+use l7rec_capture::Role;
 use netns::{require_tools, Netns};
 
 const NGINX_PORT: u16 = 8080;
@@ -571,13 +572,29 @@ fn connections_mode_attributes_without_per_call_records() {
         contents.syscalls, 0,
         "connections mode wrote per-call records"
     );
-    // Each connection is described by both ends.
-    assert!(
-        contents.connections >= 2 * plan.len(),
-        "{} connection records for {} connections",
-        contents.connections,
-        plan.len()
-    );
+    // Each connection is described by both ends, opened and (after the FIN exchange)
+    // closed: curl closed them all before SETTLE.
+    let conns = &contents.connections;
+    for ((url, _, server_pid), run) in plan.iter().zip(&runs) {
+        for (pid, role) in [(run.pid, Role::Client), (*server_pid, Role::Server)] {
+            let mine: Vec<_> = conns.iter().filter(|c| c.pid == pid).collect();
+            let opened = mine.iter().find(|c| c.close_ns == 0 && c.role == role);
+            let closed = mine.iter().find(|c| {
+                c.close_ns != 0 && c.role == role && Some(c.remote) == opened.map(|o| o.remote)
+            });
+            assert!(
+                opened.is_some() && closed.is_some(),
+                "{url}: {role:?} pid {pid} lacks an open or a close record: {mine:#?}"
+            );
+            if let (Some(o), Some(c)) = (opened, closed) {
+                assert_eq!((c.local, c.fd, c.netns), (o.local, o.fd, o.netns), "{url}");
+                assert!(
+                    o.open_ns == 0 || o.open_ns < c.close_ns,
+                    "{url}: {o:?} {c:?}"
+                );
+            }
+        }
+    }
     let a = analyze_json(&out);
     assert!(a.status.success(), "analyze failed: {}", a.stderr);
     for ((url, comm, pid), run) in plan.iter().zip(&runs) {

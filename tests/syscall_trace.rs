@@ -254,7 +254,9 @@ fn traces_http_in_own_netns_only() {
     }
     for ev in events {
         match ev {
-            SyscallEvent::Seen { .. } => panic!("connections-mode event in calls mode: {ev:?}"),
+            SyscallEvent::Seen { .. } | SyscallEvent::Ended { .. } => {
+                panic!("connections-mode event in calls mode: {ev:?}")
+            }
             SyscallEvent::Io { call, .. }
             | SyscallEvent::Connect { call }
             | SyscallEvent::Accept { call, .. }

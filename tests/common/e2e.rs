@@ -644,8 +644,8 @@ pub struct FileContents {
     pub error: Option<String>,
     /// The last interface statistics block (ISB) of each interface id.
     pub last_isb: BTreeMap<u32, l7rec_capture::InterfaceStats>,
-    /// Number of connection records.
-    pub connections: usize,
+    /// The connection records, in file order.
+    pub connections: Vec<l7rec_capture::ConnectionInfo>,
     /// Number of syscall records.
     pub syscalls: usize,
 }
@@ -671,7 +671,7 @@ pub fn read_capture(path: &Path) -> FileContents {
                 for rec in &recs {
                     match rec {
                         Record::Stats(s) => c.stats.push(s.clone()),
-                        Record::Connection(_) => c.connections += 1,
+                        Record::Connection(conn) => c.connections.push(conn.clone()),
                         Record::Syscall(_) => c.syscalls += 1,
                         _ => {}
                     }
