@@ -63,7 +63,7 @@ impl ReadAhead {
 
 /// Fills `buf` from `src` until it is full, the input ends or an error occurs: the
 /// bytes read, and the error if there was one.
-fn read_chunk(src: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+pub(crate) fn read_chunk(src: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut got = 0;
     while got < buf.len() {
         match src.read(&mut buf[got..]) {

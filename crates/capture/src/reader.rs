@@ -7,7 +7,7 @@ use std::path::Path;
 use thiserror::Error;
 
 use crate::pcapng::*;
-use crate::read_ahead::{ReadAhead, HEADROOM};
+use crate::read_ahead::{read_chunk, ReadAhead, HEADROOM};
 use crate::record::{decode_records, Record, RecordError};
 use crate::types::{Direction, Interface, InterfaceStats};
 
@@ -227,8 +227,10 @@ impl CaptureReader {
 
     fn open_stream(mut input: impl Read + Send + 'static, ahead: bool) -> Result<Self, ReadError> {
         let mut magic = [0u8; 4];
-        let got = read_up_to(&mut input, &mut magic)
-            .map_err(|source| ReadError::Io { offset: 0, source })?;
+        let got = match read_chunk(&mut input, &mut magic) {
+            (_, Some(source)) => return Err(ReadError::Io { offset: 0, source }),
+            (got, None) => got,
+        };
         let prefix = io::Cursor::new(magic[..got].to_vec()).chain(input);
         let (compression, src): (_, Box<dyn Read + Send>) = match &magic[..got] {
             [0x28, 0xb5, 0x2f, 0xfd] => (
@@ -819,17 +821,4 @@ fn trim_nul(v: &[u8]) -> &[u8] {
         Some(i) => &v[..i],
         None => v,
     }
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
