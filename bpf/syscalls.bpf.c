@@ -109,6 +109,9 @@ struct {
 enum l7_lost {
 	L7_LOST_RINGBUF = 0, /* ringbuf full */
 	L7_LOST_THREADS = 1, /* thread_state full: the call could not be followed */
+	L7_LOST_UNPAIRED = 2, /* a traced call's sys_exit never ran: seen at the thread's
+			       * next traced entry (a thread exiting inside a call takes its
+			       * state with it, so this is not a normal path) */
 	L7_LOST_CAUSES,
 };
 
@@ -667,6 +670,8 @@ int BPF_PROG(l7_sys_enter, struct pt_regs *regs, long id)
 		st->kept = 0;
 		__builtin_memcpy(&st->sock, &val.sock, sizeof(st->sock));
 	}
+	if (st->op)
+		count_lost(L7_LOST_UNPAIRED);
 	st->file = (__u64)file;
 	st->fd = fd;
 	if (op == L7_OP_RECVMMSG || op == L7_OP_SENDMMSG)

@@ -393,11 +393,12 @@ impl SyscallTracer {
         self.events.poll(timeout, f)
     }
 
-    /// Events lost, summed over CPUs and causes: the ringbuf was full, or the per-thread
-    /// table was (the call could not be followed from entry to exit).
+    /// Events lost, summed over CPUs and causes: the ringbuf was full, the per-thread
+    /// table was (the call could not be followed from entry to exit), or a traced
+    /// call's exit was never seen.
     pub fn drops(&self) -> u64 {
-        // enum l7_lost in syscalls.bpf.c: ringbuf full, thread table full.
-        const LOST_CAUSES: u32 = 2;
+        // enum l7_lost in syscalls.bpf.c: ringbuf full, thread table full, unpaired.
+        const LOST_CAUSES: u32 = 3;
         (0..LOST_CAUSES).map(|cause| self.lost_for(cause)).sum()
     }
 

@@ -1,13 +1,15 @@
 //! Reading a capture and spreading its TCP segments over shards of connections.
 //!
-//! One thread reads (decompression and block parsing are sequential by nature),
+//! One thread parses (decompression and block parsing are sequential by nature; the
+//! reading and decompressing itself runs on the capture reader's read-ahead thread),
 //! decodes each frame down to TCP and appends the segment to the batch of the shard
 //! its connection hashes to. Full rounds of batches go through a bounded channel to
 //! the rayon pool, which runs the shards in parallel; a connection always lives in
-//! the same shard, so shards never share state. After each round, the transactions of
-//! connections that ended are attributed to processes, sorted by start time and handed
-//! to the caller's sink: memory is bounded by two rounds in flight plus the open
-//! connections' own buffers, whatever the size of the file.
+//! the same shard, so shards never share state. The transactions of connections that
+//! ended in a round are attributed to processes, sorted by start time and handed to
+//! the caller's sink while the pool processes the next round: memory is bounded by a
+//! few rounds in flight plus the open connections' own buffers, whatever the size of
+//! the file.
 
 use std::fs::File;
 use std::io::{self, Read};
