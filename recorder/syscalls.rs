@@ -397,9 +397,13 @@ impl SyscallTracer {
     /// table was (the call could not be followed from entry to exit), or a traced
     /// call's exit was never seen.
     pub fn drops(&self) -> u64 {
-        // enum l7_lost in syscalls.bpf.c: ringbuf full, thread table full, unpaired.
-        const LOST_CAUSES: u32 = 3;
-        (0..LOST_CAUSES).map(|cause| self.lost_for(cause)).sum()
+        self.drops_by_cause().iter().sum()
+    }
+
+    /// [`drops`](Self::drops) by cause: ring buffer full, thread table full, exit
+    /// never seen (enum l7_lost in syscalls.bpf.c).
+    pub fn drops_by_cause(&self) -> [u64; 3] {
+        [0, 1, 2].map(|cause| self.lost_for(cause))
     }
 
     fn lost_for(&self, cause: u32) -> u64 {

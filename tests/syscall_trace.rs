@@ -30,6 +30,8 @@ use syscalls::{
 const PYTHON: &str = "/usr/bin/python3";
 const CURL: &str = "/usr/bin/curl";
 const BODY_LEN: usize = 5000;
+/// What the three counters of `SyscallTracer::drops_by_cause` count.
+const DROP_CAUSES: &str = "drops: ring buffer full, thread table full, exit never seen";
 
 fn epoch_ns() -> u64 {
     SystemTime::now()
@@ -40,7 +42,8 @@ fn epoch_ns() -> u64 {
 
 struct Traced {
     events: Vec<SyscallEvent>,
-    drops: u64,
+    /// Ring buffer full, thread table full, exit never seen.
+    drops: [u64; 3],
     malformed: u64,
 }
 
@@ -66,7 +69,7 @@ fn spawn_tracer(
         tracer.poll(Duration::ZERO, &mut |ev| events.push(ev))?;
         Ok(Traced {
             events,
-            drops: tracer.drops(),
+            drops: tracer.drops_by_cause(),
             malformed: tracer.malformed(),
         })
     });
@@ -241,7 +244,7 @@ fn traces_http_in_own_netns_only() {
         }
     }
 
-    assert_eq!(traced.drops, 0, "ringbuf drops");
+    assert_eq!(traced.drops, [0; 3], "{DROP_CAUSES}");
     assert_eq!(traced.malformed, 0, "undecodable records");
 
     // Nothing from outside the namespace.
@@ -506,7 +509,7 @@ fn only_kept_flows_and_comm_filter() {
             .poll(Duration::from_millis(50), &mut |ev| events.push(ev))
             .expect("poll");
     }
-    assert_eq!(tracer.drops(), 0);
+    assert_eq!(tracer.drops_by_cause(), [0; 3], "{DROP_CAUSES}");
     let server_pid = server.pid();
     drop(server);
 
@@ -729,7 +732,7 @@ fn identity_of_processes_gone_before_decoding() {
             .poll(Duration::from_millis(50), &mut |ev| events.push(ev))
             .expect("poll");
     };
-    assert_eq!(tracer.drops(), 0, "ringbuf drops");
+    assert_eq!(tracer.drops_by_cause(), [0; 3], "{DROP_CAUSES}");
     assert_eq!(tracer.malformed(), 0, "undecodable records");
     drop(server);
     if std::env::var_os("L7_DUMP").is_some() {
