@@ -234,6 +234,9 @@ pub fn analyze_file(
                     break;
                 }
             });
+            // Owned here, so an early return drops it and a reader blocked on a full
+            // channel gets an error instead of waiting forever (the scope joins it).
+            let rx = rx;
             // Round k's segments are processed on the pool while this thread delivers
             // round k-1's transactions (attribution, sorting, output formatting).
             let mut pending = Vec::new();
