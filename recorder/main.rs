@@ -24,8 +24,41 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("l7rec: error: {e:#}");
+            eprintln!("l7rec: error: {}", causes(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, `: `-separated, each cause left out when the text so far
+/// already says it (library errors often quote their source in their own message).
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::causes;
+    use std::io;
+
+    #[test]
+    fn causes_are_said_once() {
+        let io = || io::Error::new(io::ErrorKind::NotFound, "no such file");
+        // A message that quotes its source (thiserror's "...: {source}").
+        let quoted = anyhow::Error::new(io()).context(format!("cannot read x: {}", io()));
+        assert_eq!(causes(&quoted), "cannot read x: no such file");
+        let plain = anyhow::Error::new(io()).context("opening the capture");
+        assert_eq!(causes(&plain), "opening the capture: no such file");
     }
 }
