@@ -55,7 +55,7 @@ pub struct RecordArgs {
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
     /// Only consider TCP flows with this port on either side (repeatable).
-    #[arg(long = "port", value_name = "N")]
+    #[arg(long = "port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
     /// Only attribute syscalls of this process id.
     #[arg(long, value_name = "PID")]
@@ -217,5 +217,15 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn port_zero_is_refused() {
+        use clap::Parser;
+        let parse =
+            |port: &str| Cli::try_parse_from(["l7rec", "record", "-o", "f", "--port", port]);
+        assert!(parse("0").is_err(), "port 0 matches nothing");
+        assert!(parse("65536").is_err());
+        assert!(parse("8080").is_ok());
     }
 }
