@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use l7rec_capture as cap;
 
 use crate::syscalls::{self, IoOp, SyscallEvent, SyscallInfo};
@@ -29,14 +29,21 @@ pub struct Owner {
 /// Local and remote address of a socket, canonical (see [`canonical`]).
 type SockKey = (SocketAddr, SocketAddr);
 
+/// What a described (pid, fd) is: its connection, and the thread that used it last.
+struct Described {
+    key: SockKey,
+    tid: u32,
+}
+
 /// Converts events to records and tracks socket owners.
 #[derive(Default)]
 pub struct Metadata {
     /// (local, remote) → owner. foldhash, not std's SipHash: that was the recorder's
     /// largest cost after compression; foldhash is seeded per map.
     owners: HashMap<SockKey, Owner>,
-    /// Sockets already described by a connection record: (pid, fd, local, remote).
-    described: HashSet<(u32, i32, SocketAddr, SocketAddr)>,
+    /// Sockets already described by a connection record, by (pid, fd): hashing two
+    /// integers per I/O event, not two socket addresses.
+    described: HashMap<(u32, i32), Described>,
     /// Records waiting to be written.
     pending: Vec<cap::Record>,
     /// Events turned into records so far.
@@ -111,17 +118,23 @@ impl Metadata {
             SyscallEvent::Seen { call, .. } => {
                 // Connections mode: who uses the socket is all there is to record.
                 let key = self.key(&call);
-                if !self.described.contains(&(call.pid, call.fd, key.0, key.1)) {
+                if !self.is_described(&call, key) {
                     self.describe_key(&call, key, call.enter_ns, 0);
                 }
             }
             SyscallEvent::Io { op: o, call, .. } => {
                 // A connection opened before recording started: described on first use.
                 let key = self.key(&call);
-                if !self.described.contains(&(call.pid, call.fd, key.0, key.1)) {
-                    self.describe_key(&call, key, 0, 0);
-                } else if let Some(owner) = self.owners.get_mut(&key) {
-                    owner.tid = call.tid;
+                match self.described.get_mut(&(call.pid, call.fd)) {
+                    Some(d) if d.key == key => {
+                        if d.tid != call.tid {
+                            d.tid = call.tid;
+                            if let Some(owner) = self.owners.get_mut(&key) {
+                                owner.tid = call.tid;
+                            }
+                        }
+                    }
+                    _ => self.describe_key(&call, key, 0, 0),
                 }
                 self.syscall(&call, op(o));
             }
@@ -136,7 +149,16 @@ impl Metadata {
             o.closed_at = Some(Instant::now());
         }
         self.connection_record(call, 0, call.exit_ns);
-        self.described.remove(&(call.pid, call.fd, key.0, key.1));
+        if self.is_described(call, key) {
+            self.described.remove(&(call.pid, call.fd));
+        }
+    }
+
+    /// Whether `call`'s (pid, fd) is described, as the connection `key`.
+    fn is_described(&self, call: &SyscallInfo, key: SockKey) -> bool {
+        self.described
+            .get(&(call.pid, call.fd))
+            .is_some_and(|d| d.key == key)
     }
 
     fn key(&self, call: &SyscallInfo) -> SockKey {
@@ -163,7 +185,8 @@ impl Metadata {
                 closed_at: None,
             },
         );
-        self.described.insert((call.pid, call.fd, key.0, key.1));
+        self.described
+            .insert((call.pid, call.fd), Described { key, tid: call.tid });
         self.connection_record(call, open_ns, close_ns);
     }
 
@@ -216,5 +239,99 @@ impl Metadata {
     pub fn expire(&mut self) {
         self.owners
             .retain(|_, o| o.closed_at.is_none_or(|t| t.elapsed() < CLOSED_GRACE));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syscalls::{Role, SocketTuple};
+
+    fn call(pid: u32, tid: u32, fd: i32, local: &str, remote: &str) -> SyscallInfo {
+        SyscallInfo {
+            pid,
+            tid,
+            comm: "curl".into(),
+            fd,
+            ret: 10,
+            enter_ns: 100,
+            exit_ns: 200,
+            role: Role::Client,
+            socket: SocketTuple {
+                local: local.parse().expect("addr"),
+                remote: remote.parse().expect("addr"),
+                netns: 1,
+            },
+        }
+    }
+
+    fn io(call: SyscallInfo) -> SyscallEvent {
+        SyscallEvent::Io {
+            op: IoOp::Write,
+            bytes: 10,
+            call,
+        }
+    }
+
+    /// (connection records, syscall records) taken so far.
+    fn taken(m: &mut Metadata) -> (Vec<cap::ConnectionInfo>, usize) {
+        let mut conns = Vec::new();
+        let mut calls = 0;
+        for r in m.take_records() {
+            match r {
+                cap::Record::Connection(c) => conns.push(c),
+                cap::Record::Syscall(_) => calls += 1,
+                _ => {}
+            }
+        }
+        (conns, calls)
+    }
+
+    #[test]
+    fn a_connection_is_described_once_per_process_and_fd() {
+        let (a, b) = ("127.0.0.1:40000", "127.0.0.1:80");
+        let mut m = Metadata::default();
+        m.event(io(call(7, 7, 3, a, b)));
+        m.event(io(call(7, 8, 3, a, b)));
+        let (conns, calls) = taken(&mut m);
+        assert_eq!((conns.len(), calls), (1, 2));
+        assert_eq!((conns[0].pid, conns[0].fd, conns[0].close_ns), (7, 3, 0));
+        // The owner follows the thread that used the socket last.
+        let owner = m.packet_owner(b.parse().unwrap(), a.parse().unwrap());
+        assert_eq!(owner.map(|o| (o.pid, o.tid)), Some((7, 8)));
+        assert_eq!(owner.map(|o| o.comment.as_str()), Some("pid=7 comm=curl"));
+
+        // Closed, then the fd is reused for another connection: described again.
+        m.event(SyscallEvent::Close {
+            call: call(7, 8, 3, a, b),
+        });
+        m.event(io(call(7, 7, 3, "127.0.0.1:40001", b)));
+        let (conns, _) = taken(&mut m);
+        assert_eq!(conns.len(), 2);
+        assert_eq!((conns[0].close_ns, conns[1].close_ns), (200, 0));
+        assert_eq!(conns[1].local.port(), 40001);
+        // The fd now names the new connection: the old one's records are not repeated.
+        m.event(io(call(7, 7, 3, "127.0.0.1:40001", b)));
+        assert_eq!(taken(&mut m).0.len(), 0);
+    }
+
+    #[test]
+    fn connections_mode_writes_an_open_and_a_close_record() {
+        let c = call(9, 9, 5, "[::1]:40000", "[::1]:8080");
+        let mut m = Metadata::default();
+        m.event(SyscallEvent::Seen {
+            op: Some(IoOp::Recvfrom),
+            call: c.clone(),
+        });
+        m.event(SyscallEvent::Seen {
+            op: Some(IoOp::Sendto),
+            call: c.clone(),
+        });
+        m.event(SyscallEvent::Ended { call: c });
+        let (conns, calls) = taken(&mut m);
+        assert_eq!(calls, 0, "no per-call records in connections mode");
+        assert_eq!(conns.len(), 2);
+        assert_eq!((conns[0].open_ns, conns[0].close_ns), (100, 0));
+        assert_eq!((conns[1].open_ns, conns[1].close_ns), (0, 200));
     }
 }
