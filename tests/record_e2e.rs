@@ -136,6 +136,19 @@ fn assert_transaction(a: &Analysis, uri: &str, run: &CurlRun, server_comm: &str,
     );
 }
 
+/// What most tests start from: the tools they need (nginx among them), a namespace of
+/// their own, and nginx serving a docroot on NGINX_PORT in it. Bind the three in this
+/// order: they drop in reverse (nginx, then its files, then the namespace).
+fn nginx_in_new_netns() -> (Netns, Docroot, Nginx) {
+    let mut tools = base_tools();
+    tools.push("nginx");
+    require_tools(&tools);
+    let ns = Netns::new();
+    let www = Docroot::new();
+    let nginx = Nginx::start(&ns, &www, &[NGINX_PORT]);
+    (ns, www, nginx)
+}
+
 /// Test 1: nginx and python3 http.server, curl as client, URLs of ~8 KB spanning
 /// several packets (MTU 1280, offloads off): tshark finds every URI byte-exact, analyze
 /// names curl/nginx/python3 with their pids, zero drops, mode 0600, exit 0 on SIGINT.
@@ -291,12 +304,7 @@ fn nginx_and_python_long_urls_processes_and_no_drops() {
 /// Test 2: Non-HTTP TCP traffic in the same namespace is not in the file.
 #[test]
 fn non_http_tcp_is_not_recorded() {
-    let mut tools = base_tools();
-    tools.push("nginx");
-    require_tools(&tools);
-    let ns = Netns::new();
-    let www = Docroot::new();
-    let nginx = Nginx::start(&ns, &www, &[NGINX_PORT]);
+    let (ns, _www, nginx) = nginx_in_new_netns();
     let echo = format!(
         "import socket\n\
          s = socket.socket()\n\
@@ -377,12 +385,7 @@ fn non_http_tcp_is_not_recorded() {
 /// Test 3: IPv6: curl -g http://[::1]:PORT/ is recorded and reported with a [::1] client.
 #[test]
 fn ipv6_loopback_is_recorded() {
-    let mut tools = base_tools();
-    tools.push("nginx");
-    require_tools(&tools);
-    let ns = Netns::new();
-    let www = Docroot::new();
-    let nginx = Nginx::start(&ns, &www, &[NGINX_PORT]);
+    let (ns, _www, nginx) = nginx_in_new_netns();
     let dir = temp_dir();
     let out = dir.path().join("cap.pcapng");
     let mut rec = Recorder::start(&ns, &out, &[]);
@@ -435,12 +438,7 @@ fn keepalive_preopened_connection_attributed_in_connections_mode() {
 }
 
 fn keepalive_preopened(record_args: &[&str]) {
-    let mut tools = base_tools();
-    tools.push("nginx");
-    require_tools(&tools);
-    let ns = Netns::new();
-    let www = Docroot::new();
-    let nginx = Nginx::start(&ns, &www, &[NGINX_PORT]);
+    let (ns, _www, nginx) = nginx_in_new_netns();
     let dir = temp_dir();
     let out = dir.path().join("cap.pcapng");
     let first_done = dir.path().join("first-done");
@@ -533,12 +531,7 @@ fn keepalive_preopened(record_args: &[&str]) {
 /// file holds no per-call syscall records.
 #[test]
 fn connections_mode_attributes_without_per_call_records() {
-    let mut tools = base_tools();
-    tools.push("nginx");
-    require_tools(&tools);
-    let ns = Netns::new();
-    let www = Docroot::new();
-    let nginx = Nginx::start(&ns, &www, &[NGINX_PORT]);
+    let (ns, www, nginx) = nginx_in_new_netns();
     let py = PyHttp::start(&ns, &www, "127.0.0.1", PY_PORT);
     let dir = temp_dir();
     let out = dir.path().join("cap.pcapng");
@@ -606,12 +599,7 @@ fn connections_mode_attributes_without_per_call_records() {
 /// Test 5: `l7rec record -o F -- curl -s URL` exits by itself when curl exits, status 0.
 #[test]
 fn command_mode_stops_when_command_exits() {
-    let mut tools = base_tools();
-    tools.push("nginx");
-    require_tools(&tools);
-    let ns = Netns::new();
-    let www = Docroot::new();
-    let nginx = Nginx::start(&ns, &www, &[NGINX_PORT]);
+    let (ns, _www, nginx) = nginx_in_new_netns();
     let dir = temp_dir();
     let out = dir.path().join("cap.pcapng");
     let pid_file = dir.path().join("curl.pid");
@@ -789,12 +777,7 @@ fn sigkill_leaves_a_readable_file_losing_at_most_a_second() {
 /// wider permissions is tightened to 0600.
 #[test]
 fn sigterm_finishes_cleanly_with_stats_last() {
-    let mut tools = base_tools();
-    tools.push("nginx");
-    require_tools(&tools);
-    let ns = Netns::new();
-    let www = Docroot::new();
-    let nginx = Nginx::start(&ns, &www, &[NGINX_PORT]);
+    let (ns, _www, nginx) = nginx_in_new_netns();
     let dir = temp_dir();
     let out = dir.path().join("cap.pcapng");
     write_file_mode(&out, b"old contents, world readable\n", 0o644);
@@ -1073,12 +1056,7 @@ fn disk_full_stops_with_error_and_valid_file() {
 /// exchange that finished before the signal is complete in the file.
 #[test]
 fn sigint_right_after_traffic_loses_nothing_silently() {
-    let mut tools = base_tools();
-    tools.push("nginx");
-    require_tools(&tools);
-    let ns = Netns::new();
-    let www = Docroot::new();
-    let nginx = Nginx::start(&ns, &www, &[NGINX_PORT]);
+    let (ns, _www, nginx) = nginx_in_new_netns();
     let dir = temp_dir();
     let out = dir.path().join("cap.pcapng");
     let mut rec = Recorder::start(&ns, &out, &[]);
