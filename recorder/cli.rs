@@ -80,15 +80,17 @@ pub struct RecordArgs {
     /// Keep every TCP packet, not only HTTP flows.
     #[arg(long)]
     pub all_tcp: bool,
-    /// Process attribution. `calls`: every connect, accept, close, send and receive on
-    /// a TCP socket of a kept flow, with entry/exit times, as syscall records (uses
-    /// tracepoints on every syscall of every task: costs the traced servers a few
-    /// microseconds per request). `connections`: only which process uses which
-    /// connection, and when it opened and closed (from the socket layer's
-    /// tracepoints: about a fifth of that cost; `analyze` attributes transactions the
-    /// same way). `off`: none. See BENCHMARKS.md for the costs.
-    #[arg(long, value_enum, default_value_t = SyscallMode::Calls)]
-    pub syscalls: SyscallMode,
+    /// Process attribution. `connections` (the default): which process uses which
+    /// connection, and when it opened and closed, from the socket layer's tracepoints
+    /// (runs only on socket sends/receives: costs about what tcpdump costs; `analyze`
+    /// needs no more). `calls`: also every connect, accept, close, send and receive on
+    /// a TCP socket of a kept flow, with entry/exit times, as syscall records (hooks
+    /// every syscall of every task: costs a busy server a few microseconds per
+    /// request, a fifth or more of its throughput). `off`: none. On kernels without
+    /// the socket tracepoints (before 6.3) the default falls back to `calls`. Costs:
+    /// BENCHMARKS.md.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub syscalls: Option<SyscallMode>,
     /// Same as `--syscalls off`.
     #[arg(long, conflicts_with = "syscalls")]
     pub no_syscalls: bool,
@@ -191,10 +193,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// `l7rec record --syscalls`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SyscallMode {
-    /// Every socket call (connect, accept, close, send, receive), with its times.
-    Calls,
-    /// Only which process uses which connection.
+    /// Which process uses which connection, opened and closed when (the default).
     Connections,
+    /// Also every socket call (connect, accept, close, send, receive), with its times.
+    Calls,
     /// No process attribution.
     Off,
 }

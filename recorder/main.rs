@@ -32,7 +32,7 @@ fn main() -> std::process::ExitCode {
 
 /// The error and its causes, `: `-separated, each cause left out when the text so far
 /// already says it (library errors often quote their source in their own message).
-fn causes(e: &anyhow::Error) -> String {
+pub(crate) fn causes(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let msg = cause.to_string();

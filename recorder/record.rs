@@ -44,6 +44,18 @@ extern "C" fn on_signal(sig: libc::c_int) {
     STOP_SIGNAL.store(sig, Ordering::Relaxed);
 }
 
+/// The syscall tracer modes to try, in order. An explicit `--syscalls` is the only one;
+/// the default, connections mode, falls back to per-call tracing on kernels that lack
+/// the socket tracepoints it needs (before 6.3), so attribution works wherever it can.
+fn trace_modes(no_syscalls: bool, choice: Option<SyscallMode>) -> &'static [TraceMode] {
+    match (no_syscalls, choice) {
+        (true, _) | (_, Some(SyscallMode::Off)) => &[],
+        (false, Some(SyscallMode::Calls)) => &[TraceMode::Calls],
+        (false, Some(SyscallMode::Connections)) => &[TraceMode::Connections],
+        (false, None) => &[TraceMode::Connections, TraceMode::Calls],
+    }
+}
+
 fn install_signal_handlers() -> Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
@@ -219,12 +231,9 @@ pub fn run(args: RecordArgs) -> Result<()> {
         });
     }
 
-    let mode = match (args.no_syscalls, args.syscalls) {
-        (true, _) | (_, SyscallMode::Off) => None,
-        (false, SyscallMode::Calls) => Some(TraceMode::Calls),
-        (false, SyscallMode::Connections) => Some(TraceMode::Connections),
-    };
-    let mut tracer = if let Some(mode) = mode {
+    let mut tracer = None;
+    let modes = trace_modes(args.no_syscalls, args.syscalls);
+    for (i, &mode) in modes.iter().enumerate() {
         let flows = filter
             .flows_map_fd()
             .try_clone_to_owned()
@@ -237,10 +246,20 @@ pub fn run(args: RecordArgs) -> Result<()> {
             ..Default::default()
         }
         .with_flows_map(flows);
-        Some(SyscallTracer::start(cfg).context("starting the syscall tracer")?)
-    } else {
-        None
-    };
+        match SyscallTracer::start(cfg).context("starting the syscall tracer") {
+            Ok(t) => {
+                tracer = Some(t);
+                break;
+            }
+            Err(e) if i + 1 < modes.len() => {
+                eprintln!(
+                    "l7rec: {}; trying --syscalls calls instead",
+                    crate::causes(&e)
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
     // TLS plaintext (recorder/tls.rs): uprobes on libssl, packets on their own interface.
     let mut tls = TlsRecording::start(
         &TlsChoice {
@@ -576,4 +595,27 @@ fn human_bytes(n: u64) -> String {
 fn os_description() -> String {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("Linux {}", release.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_attribution_is_connections_with_calls_as_fallback() {
+        assert_eq!(
+            trace_modes(false, None),
+            [TraceMode::Connections, TraceMode::Calls]
+        );
+        assert_eq!(
+            trace_modes(false, Some(SyscallMode::Calls)),
+            [TraceMode::Calls]
+        );
+        assert_eq!(
+            trace_modes(false, Some(SyscallMode::Connections)),
+            [TraceMode::Connections]
+        );
+        assert!(trace_modes(false, Some(SyscallMode::Off)).is_empty());
+        assert!(trace_modes(true, None).is_empty());
+    }
 }

@@ -38,7 +38,7 @@ fn benchmark_scripts_smoke() {
         return;
     }
     let recorder = run_script(&["scripts/bench/recorder.sh", "--smoke"]);
-    for config in ["l7rec", "l7rec-conn"] {
+    for config in ["l7rec", "l7rec-calls"] {
         let line = recorder
             .lines()
             .find(|l| l.starts_with(&format!("{config} drops (per round)")))

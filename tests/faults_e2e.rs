@@ -83,7 +83,8 @@ fn two_recorders_side_by_side_release_everything() {
     let (out1, out2) = (dir.path().join("one.pcapng"), dir.path().join("two.pcapng"));
     let mut rec1 = Recorder::start(&ns, &out1, &[]);
     rec1.wait_ready(secs(10));
-    let mut rec2 = Recorder::start(&ns, &out2, &[]);
+    // The second one in the other attribution mode: both sets of programs must go.
+    let mut rec2 = Recorder::start(&ns, &out2, &["--syscalls", "calls"]);
     rec2.wait_ready(secs(10));
     let (progs1, links1) = bpf_ids(rec1.pid());
     let (progs2, links2) = bpf_ids(rec2.pid());

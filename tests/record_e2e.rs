@@ -424,17 +424,17 @@ fn ipv6_loopback_is_recorded() {
 }
 
 /// Test 4: A keep-alive connection opened before recording starts is picked up at its next
-/// request.
+/// request, in `--syscalls calls` mode (the socket found from the fd of the call).
 #[test]
 fn keepalive_connection_opened_before_recording_is_picked_up() {
-    keepalive_preopened(&[]);
+    keepalive_preopened(&["--syscalls", "calls"]);
 }
 
-/// Test 4b: the same in `--syscalls connections` mode, where the connection is only
+/// Test 4b: the same in the default (connections) mode, where the connection is only
 /// learned from the first send/receive after recording starts.
 #[test]
-fn keepalive_preopened_connection_attributed_in_connections_mode() {
-    keepalive_preopened(&["--syscalls", "connections"]);
+fn keepalive_preopened_connection_attributed_in_default_mode() {
+    keepalive_preopened(&[]);
 }
 
 fn keepalive_preopened(record_args: &[&str]) {
@@ -492,6 +492,15 @@ fn keepalive_preopened(record_args: &[&str]) {
     thread::sleep(SETTLE);
     rec.stop_ok(libc::SIGINT, secs(10));
 
+    let per_call = read_capture(&out).syscalls;
+    if record_args.contains(&"calls") {
+        assert!(per_call > 0, "calls mode wrote no per-call syscall records");
+    } else {
+        assert_eq!(
+            per_call, 0,
+            "{record_args:?} wrote per-call syscall records"
+        );
+    }
     let uris = http_uris(&out).column(0);
     for u in ["/index.html?after=2", "/big.bin?after=3"] {
         assert_eq!(
@@ -526,17 +535,17 @@ fn keepalive_preopened(record_args: &[&str]) {
     }
 }
 
-/// Test 4c: `--syscalls connections` names client and server processes of new
-/// connections (nginx and python3, IPv4 and IPv6) from connection records alone: the
-/// file holds no per-call syscall records.
+/// Test 4c: the default attribution (`--syscalls connections`) names client and server
+/// processes of new connections (nginx and python3, IPv4 and IPv6) from connection
+/// records alone: the file holds no per-call syscall records.
 #[test]
-fn connections_mode_attributes_without_per_call_records() {
+fn default_mode_attributes_without_per_call_records() {
     let (ns, www, nginx) = nginx_in_new_netns();
     let py = PyHttp::start(&ns, &www, "127.0.0.1", PY_PORT);
     let dir = temp_dir();
     let out = dir.path().join("cap.pcapng");
 
-    let mut rec = Recorder::start(&ns, &out, &["--syscalls", "connections"]);
+    let mut rec = Recorder::start(&ns, &out, &[]);
     rec.wait_ready(secs(10));
     let plan = [
         (

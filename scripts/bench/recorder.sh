@@ -6,12 +6,14 @@
 #   scripts/bench/recorder.sh --smoke    1 round, -d2s (CI)
 #   options: --rounds N  --duration SECONDS  --connections N
 #            --l7rec NAME=ARGS  an l7rec configuration to measure (repeatable; default:
-#                               "l7rec=" and "l7rec-conn=--syscalls connections")
+#                               "l7rec=" and "l7rec-calls=--syscalls calls")
 #
-# Each round runs, in turn: no capture; each l7rec configuration (`l7rec record -o F
-# --port 8080 ARGS`); and `tcpdump -i lo -w F -s 262144 port 8080` (all inside the
-# namespace, on its lo). Printed per configuration (medians over rounds): requests/s
-# (wrk), ratio to no capture, CPU seconds of the capturing process (user+sys,
+# Each round runs each capture once: no capture; each l7rec configuration (`l7rec record
+# -o F --port 8080 ARGS`); and `tcpdump -i lo -w F -s 262144 port 8080` (all inside the
+# namespace, on its lo), starting one further along that list every round. Ratios are
+# taken within a round (the machine drifts over minutes), then the median over rounds.
+# Printed per configuration (medians over rounds): requests/s (wrk), ratio to no capture
+# and to tcpdump, CPU seconds of the capturing process (user+sys,
 # /usr/bin/time; the BPF programs run in the traced tasks' context and show in the
 # throughput instead), drops it reports, bytes written per request, and completeness:
 # transactions `l7rec analyze` finds in the file vs the requests wrk reports.
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=("l7rec=" "l7rec-conn=--syscalls connections")
+[ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=("l7rec=" "l7rec-calls=--syscalls calls")
 NAMES=()
 for c in "${CONFIGS[@]}"; do NAMES+=("${c%%=*}"); done
 [ "$(id -u)" = 0 ] || die "needs root (network namespace, BPF)"
@@ -112,46 +114,62 @@ count_tx() {
 
 declare -A V
 add() { V[$1]="${V[$1]:-} $2"; }
-for round in $(seq 1 "$ROUNDS"); do
-    # No capture.
-    run_wrk "$TMP/wrk.none"
-    add none:rps "$RPS"
 
-    for c in "${CONFIGS[@]}"; do
-        name=${c%%=*}
+# measure NAME: one wrk run under capture NAME ("none", an l7rec configuration or
+# "tcpdump"); records its figures and sets RPS.
+measure() {
+    local name=$1 c F
+    if [ "$name" = none ]; then
+        run_wrk "$TMP/wrk.none"
+        add none:rps "$RPS"
+        return
+    fi
+    if [ "$name" = tcpdump ]; then
+        F=$TMP/tcpdump.pcap
+        rm -f "$F"
+        start_capture tcpdump "listening on" "$TMP/tcpdump.err" tcpdump -Z root -i lo -w "$F" -s 262144 port 8080
+        run_wrk "$TMP/wrk.tcpdump"
+        stop_capture tcpdump
+        add tcpdump:drops "$(awk '/packets dropped by kernel/ {print $1}' "$TMP/tcpdump.err")"
+        add tcpdump:sysdrops 0
+        DROPS_SAID=$(tr '\n' ' ' <"$TMP/tcpdump.err" | sed 's/.*\(\<[0-9]* packets captured\)/\1/')
+    else
+        for c in "${CONFIGS[@]}"; do [ "${c%%=*}" = "$name" ] && break; done
         F=$TMP/$name.pcapng
         rm -f "$F"
         # shellcheck disable=SC2086 # ARGS are words
         start_capture "$name" "recording on" "$TMP/$name.err" "$L7REC" record -o "$F" --port 8080 ${c#*=}
         run_wrk "$TMP/wrk.$name"
         stop_capture "$name"
-        add "$name:rps" "$RPS"
-        add "$name:cpu" "$CPU"
         DROPS=$(sed -n 's/.*drops: \([0-9]*\) packets, \([0-9]*\) syscall.*/\1 \2/p' "$TMP/$name.err")
         [ -n "$DROPS" ] || DROPS="$(sed -n 's/.*drops: \([0-9]*\) packets.*/\1/p' "$TMP/$name.err") 0"
         add "$name:drops" "${DROPS% *}"
         add "$name:sysdrops" "${DROPS#* }"
-        SIZE=$(stat -c %s "$F")
-        add "$name:bpr" "$(calc "$SIZE/$REQS")"
-        count_tx "$F"
-        add "$name:complete" "$(calc "100*$TX_OK/$REQS")"
-        echo "round $round $name: wrk $REQS requests, l7rec found $TX transactions ($TX_OK with status 200); $(grep 'drops:' "$TMP/$name.err")" >&2
-    done
-
-    # tcpdump.
-    F=$TMP/tcpdump.pcap
-    rm -f "$F"
-    start_capture tcpdump "listening on" "$TMP/tcpdump.err" tcpdump -Z root -i lo -w "$F" -s 262144 port 8080
-    run_wrk "$TMP/wrk.tcpdump"
-    stop_capture tcpdump
-    add tcpdump:rps "$RPS"
-    add tcpdump:cpu "$CPU"
-    add tcpdump:drops "$(awk '/packets dropped by kernel/ {print $1}' "$TMP/tcpdump.err")"
-    SIZE=$(stat -c %s "$F")
-    add tcpdump:bpr "$(calc "$SIZE/$REQS")"
+        DROPS_SAID=$(grep 'drops:' "$TMP/$name.err")
+    fi
+    add "$name:rps" "$RPS"
+    add "$name:cpu" "$CPU"
+    add "$name:bpr" "$(calc "$(stat -c %s "$F")/$REQS")"
     count_tx "$F"
-    add tcpdump:complete "$(calc "100*$TX_OK/$REQS")"
-    echo "round $round tcpdump: wrk $REQS requests, l7rec analyze found $TX transactions ($TX_OK with status 200); $(tr '\n' ' ' <"$TMP/tcpdump.err" | sed 's/.*\(\<[0-9]* packets captured\)/\1/')" >&2
+    add "$name:complete" "$(calc "100*$TX_OK/$REQS")"
+    echo "round $round $name: wrk $REQS requests, l7rec analyze found $TX transactions ($TX_OK with status 200); $DROPS_SAID" >&2
+}
+
+# Every round runs every capture once, starting one further along the list each round,
+# so that no capture always runs first or last (the machine drifts within minutes).
+# Ratios are taken within a round, then the median over rounds.
+ORDER=(none "${NAMES[@]}" tcpdump)
+for round in $(seq 1 "$ROUNDS"); do
+    declare -A R=()
+    for i in "${!ORDER[@]}"; do
+        name=${ORDER[$(((i + round - 1) % ${#ORDER[@]}))]}
+        measure "$name"
+        R[$name]=$RPS
+    done
+    for c in "${NAMES[@]}" tcpdump; do
+        add "$c:ratio" "$(calc "${R[$c]}/${R[none]}")"
+        add "$c:vstcpdump" "$(calc "${R[$c]}/${R[tcpdump]}")"
+    done
     echo "round $round/$ROUNDS done (no capture $(median ${V[none:rps]}) req/s so far)" >&2
 done
 
@@ -165,13 +183,13 @@ for c in "${NAMES[@]}" tcpdump; do
     d=$(med "$c:drops")
     [ "$c" = tcpdump ] || d="$d+$(med "$c:sysdrops")ev"
     printf '%-14s %12s %10s %10s %12s %14s %14s\n' "$c" "$(fmt 0 "$(med "$c:rps")")" \
-        "$(fmt 3 "$(calc "$(med "$c:rps")/$NONE")")" "$(fmt 2 "$(med "$c:cpu")")" "$d" \
+        "$(fmt 3 "$(med "$c:ratio")")" "$(fmt 2 "$(med "$c:cpu")")" "$d" \
         "$(fmt 0 "$(med "$c:bpr")")" "$(fmt 2 "$(med "$c:complete")")"
 done
 echo
 for c in "${NAMES[@]}"; do
-    echo "$c throughput / none: $(fmt 3 "$(calc "$(med "$c:rps")/$NONE")")   (target >= 0.90)"
-    echo "$c / tcpdump throughput: $(fmt 3 "$(calc "$(med "$c:rps")/$(med tcpdump:rps)")")   (target >= 1.0)"
+    echo "$c throughput / none: $(fmt 3 "$(med "$c:ratio")")   (target >= 0.90; per round: [${V[$c:ratio]} ])"
+    echo "$c / tcpdump throughput: $(fmt 3 "$(med "$c:vstcpdump")")   (target >= 1.0; per round: [${V[$c:vstcpdump]} ])"
     echo "$c bytes/request as % of tcpdump's pcap: $(fmt 1 "$(calc "100*$(med "$c:bpr")/$(med tcpdump:bpr)")")%   (target <= 25%)"
     echo "$c drops (per round): packets [${V[$c:drops]} ], syscall events [${V[$c:sysdrops]} ]   (target 0)"
     echo "$c completeness (per round, % of wrk's requests found with status 200): [${V[$c:complete]} ]   (target 100)"
