@@ -8,7 +8,8 @@ use l7rec_reassembly::{self as tcp, Reassembler};
 
 use crate::transaction::{Flag, Transaction};
 
-/// A segment handed to a shard: addresses, TCP header bits and where its payload is.
+/// A segment handed to a shard: addresses and TCP header bits (its payload travels
+/// beside it).
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentMeta {
     /// Packet number in the file (1-based, like tshark's frame numbers).
@@ -31,8 +32,6 @@ pub struct SegmentMeta {
     pub rst: bool,
     /// Payload bytes the snap length cut off.
     pub truncated: u32,
-    /// Payload range in the batch's data buffer.
-    pub payload: (u32, u32),
     /// Captured on l7rec's TLS plaintext interface ("l7rec-tls"): a connection of its
     /// own, distinct from the ciphertext with the same 4-tuple.
     pub tls: bool,
@@ -365,7 +364,6 @@ mod tls_tests {
             fin: false,
             rst: false,
             truncated: 0,
-            payload: (0, 0),
             tls,
         }
     }

@@ -3,7 +3,8 @@
 //! One thread parses (decompression and block parsing are sequential by nature; the
 //! reading and decompressing itself runs on the capture reader's read-ahead thread),
 //! decodes each frame down to TCP and appends the segment to the batch of the shard
-//! its connection hashes to. Full rounds of batches go through a bounded channel to
+//! its connection hashes to (its payload by reference into the read-ahead chunk it
+//! lies in: the parser copies no packet data). Full rounds of batches go through a bounded channel to
 //! the rayon pool, which runs the shards in parallel; a connection always lives in
 //! the same shard, so shards never share state. The transactions of connections that
 //! ended in a round are attributed to processes, sorted by start time and handed to
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
-use l7rec_capture::{CaptureReader, Event, InputCompression, Record, RecorderStats};
+use l7rec_capture::{CaptureReader, Event, Record, RecorderStats, SharedChunk};
 use rayon::prelude::*;
 
 use crate::attribution::Attribution;
@@ -38,16 +39,32 @@ const ROUND_SEGMENTS: usize = 64 * 1024;
 /// Shards per worker thread: more shards than threads evens out uneven connections.
 const SHARDS_PER_THREAD: usize = 8;
 
+/// Segments of one shard, and where each one's payload lies.
 #[derive(Default)]
 struct Batch {
     metas: Vec<SegmentMeta>,
+    payloads: Vec<Payload>,
+    /// Payloads copied out of the reader's buffer (when it cannot be shared).
     data: Vec<u8>,
 }
 
-/// What the reading thread hands over: segments per shard, and the metadata records
-/// read along with them (applied before the segments are processed).
+/// Where a segment's payload lies: `len` bytes at `start` of the round's shared input
+/// chunk number `chunk`, or of the batch's own `data` when `chunk` is [`COPIED`].
+#[derive(Clone, Copy)]
+struct Payload {
+    chunk: u32,
+    start: u32,
+    len: u32,
+}
+
+const COPIED: u32 = u32::MAX;
+
+/// What the reading thread hands over: segments per shard, the input chunks their
+/// payloads lie in, and the metadata records read along with them (applied before the
+/// segments are processed).
 struct Round {
     batches: Vec<Batch>,
+    chunks: Vec<SharedChunk>,
     records: Vec<Record>,
 }
 
@@ -149,10 +166,10 @@ fn deliver(
 /// Analyzes one capture file with `threads` threads, handing transactions to `sink` as
 /// their connections end. Flow ids are offset by `flow_base`. With one thread, reading
 /// runs on the calling thread between rounds (a truly single-threaded analysis);
-/// otherwise a reading thread fills rounds while a pool of workers processes the
-/// previous one: `threads` workers for plain input, one fewer when the reader has
-/// decompression to do and needs a core of its own. `on_progress(bytes_read)` is
-/// called per round.
+/// otherwise a read-ahead thread reads (and decompresses), a parsing thread fills
+/// rounds, and a pool of `threads - 1` workers processes the previous round, whose
+/// segments refer to the read-ahead chunks instead of copies. `on_progress(bytes_read)`
+/// is called per round.
 pub fn analyze_file(
     path: &Path,
     threads: usize,
@@ -182,11 +199,8 @@ pub fn analyze_file(
         path: path.to_owned(),
         source: e,
     })?;
-    let workers = match reader.compression() {
-        _ if inline => 1,
-        InputCompression::None => threads,
-        _ => threads - 1,
-    };
+    // The reading and parsing threads keep about one core busy between them.
+    let workers = if inline { 1 } else { threads - 1 };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .thread_name(|i| format!("l7rec-analyze-{i}"))
@@ -325,21 +339,57 @@ fn process(
     tables: &mut [FlowTable],
     round: &mut Round,
 ) -> Vec<Transaction> {
-    pool.install(|| {
+    let chunks = &round.chunks;
+    let done = pool.install(|| {
         tables
             .par_iter_mut()
             .zip(round.batches.par_iter_mut())
             .flat_map_iter(|(table, batch)| {
-                for m in &batch.metas {
-                    let (start, len) = (m.payload.0 as usize, m.payload.1 as usize);
-                    table.segment(m, &batch.data[start..start + len]);
+                for (m, p) in batch.metas.iter().zip(&batch.payloads) {
+                    let from = match p.chunk {
+                        COPIED => &batch.data[..],
+                        i => &chunks[i as usize][..],
+                    };
+                    table.segment(m, &from[p.start as usize..][..p.len as usize]);
                 }
                 batch.metas.clear();
+                batch.payloads.clear();
                 batch.data.clear();
                 table.take_done()
             })
             .collect()
-    })
+    });
+    // The reader reuses a chunk once nothing holds it.
+    round.chunks.clear();
+    done
+}
+
+/// Where `payload` will be found by the workers: in `chunk` (the reader's shared input
+/// chunk it lies in, added to the round's `chunks` once), or else copied to `data`.
+fn payload_of(
+    payload: &[u8],
+    chunk: Option<&SharedChunk>,
+    chunks: &mut Vec<SharedChunk>,
+    data: &mut Vec<u8>,
+) -> Payload {
+    let len = payload.len() as u32;
+    if let Some((chunk, range)) = chunk.and_then(|c| Some((c, c.range_of(payload)?))) {
+        if !chunks.last().is_some_and(|last| last.same(chunk)) {
+            chunks.push(chunk.clone());
+        }
+        return Payload {
+            chunk: (chunks.len() - 1) as u32,
+            start: range.start as u32,
+            len,
+        };
+    }
+    let start = data.len() as u32;
+    data.extend_from_slice(payload);
+    Payload {
+        chunk: COPIED,
+        start,
+        len,
+    }
 }
 
 /// Reads frames, decodes them down to TCP and fills rounds of per-shard batches.
@@ -370,6 +420,7 @@ impl RoundReader {
     fn empty_round(&self) -> Round {
         Round {
             batches: (0..self.shards).map(|_| Batch::default()).collect(),
+            chunks: Vec::new(),
             records: Vec::new(),
         }
     }
@@ -407,8 +458,12 @@ impl RoundReader {
                     };
                     let shard = shard_of(seg.src, seg.dst, self.shards);
                     let batch = &mut round.batches[shard];
-                    let start = batch.data.len() as u32;
-                    batch.data.extend_from_slice(seg.payload);
+                    batch.payloads.push(payload_of(
+                        seg.payload,
+                        p.chunk,
+                        &mut round.chunks,
+                        &mut batch.data,
+                    ));
                     batch.metas.push(SegmentMeta {
                         packet_no: totals.packets,
                         ts_ns: p.ts_ns,
@@ -420,7 +475,6 @@ impl RoundReader {
                         fin: seg.fin,
                         rst: seg.rst,
                         truncated: seg.truncated.min(u32::MAX as usize) as u32,
-                        payload: (start, seg.payload.len() as u32),
                         tls: self.tls_ifaces.get(p.interface_id as usize) == Some(&true),
                     });
                     if p.interface_id as usize >= self.tls_ifaces.len() {

@@ -68,6 +68,7 @@ mod writer;
 mod zstd_frames;
 
 pub use pcapng::L7REC_PEN;
+pub use read_ahead::SharedChunk;
 pub use reader::{
     CaptureReader, Event, Format, InputCompression, Packet, ReadError, MAX_BLOCK_LEN,
 };

@@ -2,8 +2,11 @@
 //! of the page cache, or decompression) runs beside the parser, and each chunk is
 //! handed over whole, without another copy.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::ops::{Deref, Range};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 
 /// Bytes left free at the front of every chunk, where the parser puts the unconsumed
 /// tail of the previous chunk so a unit that straddles the two is contiguous.
@@ -12,19 +15,24 @@ pub(crate) const HEADROOM: usize = 64 * 1024;
 const CHUNK: usize = 1 << 20;
 /// Chunks read but not yet taken: bounds the memory read ahead.
 const IN_FLIGHT: usize = 2;
+/// Used chunks kept for reuse (a fresh one costs page faults): enough for the chunks
+/// that callers holding [`SharedChunk`]s release together.
+const SPARES: usize = 32;
 
 /// Chunks of a source read by a background thread. The thread ends at the end of the
 /// input, at its first error (passed on), or when this handle is dropped.
 pub(crate) struct ReadAhead {
     chunks: Receiver<io::Result<Vec<u8>>>,
     spares: SyncSender<Vec<u8>>,
+    /// Chunks the parser is done with that callers still share, oldest first.
+    shared: VecDeque<Arc<Vec<u8>>>,
 }
 
 impl ReadAhead {
     /// Starts reading `src` on a new thread.
     pub(crate) fn spawn(mut src: Box<dyn Read + Send>) -> io::Result<Self> {
         let (chunk_tx, chunks) = sync_channel(IN_FLIGHT);
-        let (spares, spare_rx) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
+        let (spares, spare_rx) = sync_channel::<Vec<u8>>(SPARES);
         std::thread::Builder::new()
             .name("l7rec-read-ahead".into())
             .spawn(move || loop {
@@ -47,7 +55,11 @@ impl ReadAhead {
                     return; // end of input
                 }
             })?;
-        Ok(Self { chunks, spares })
+        Ok(Self {
+            chunks,
+            spares,
+            shared: VecDeque::new(),
+        })
     }
 
     /// The next chunk, data from [`HEADROOM`] on; `None` at the end of the input.
@@ -55,9 +67,61 @@ impl ReadAhead {
         self.chunks.recv().ok()
     }
 
-    /// Gives a used chunk back, so chunks are allocated once.
-    pub(crate) fn recycle(&self, chunk: Vec<u8>) {
-        let _ = self.spares.try_send(chunk);
+    /// Gives a used chunk back, so chunks are allocated once; a chunk callers still
+    /// share is taken back when they have all let go of it.
+    pub(crate) fn recycle(&mut self, chunk: Arc<Vec<u8>>) {
+        match Arc::try_unwrap(chunk) {
+            Ok(chunk) => {
+                let _ = self.spares.try_send(chunk);
+            }
+            Err(shared) => self.shared.push_back(shared),
+        }
+        // Callers release chunks in about the order they got them.
+        while self
+            .shared
+            .front()
+            .is_some_and(|c| Arc::strong_count(c) == 1)
+        {
+            if let Some(Ok(chunk)) = self.shared.pop_front().map(Arc::try_unwrap) {
+                let _ = self.spares.try_send(chunk);
+            }
+        }
+    }
+}
+
+/// A chunk of input read ahead, shared between the reader and whoever keeps bytes of
+/// it beyond the next event ([`Packet::chunk`]): packet data without a copy.
+///
+/// [`Packet::chunk`]: crate::Packet::chunk
+#[derive(Clone)]
+pub struct SharedChunk(pub(crate) Arc<Vec<u8>>);
+
+impl std::fmt::Debug for SharedChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedChunk({} bytes)", self.0.len())
+    }
+}
+
+impl SharedChunk {
+    /// Where `part` (e.g. a packet's data) lies in this chunk, if it lies there.
+    pub fn range_of(&self, part: &[u8]) -> Option<Range<usize>> {
+        let base = self.0.as_ptr() as usize;
+        let start = (part.as_ptr() as usize).checked_sub(base)?;
+        let end = start + part.len();
+        (end <= self.0.len()).then_some(start..end)
+    }
+
+    /// Whether both are the same chunk.
+    pub fn same(&self, other: &SharedChunk) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Deref for SharedChunk {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
     }
 }
 

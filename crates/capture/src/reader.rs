@@ -3,11 +3,12 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::pcapng::*;
-use crate::read_ahead::{read_chunk, ReadAhead, HEADROOM};
+use crate::read_ahead::{read_chunk, ReadAhead, SharedChunk, HEADROOM};
 use crate::record::{decode_records, Record, RecordError};
 use crate::types::{Direction, Interface, InterfaceStats};
 
@@ -94,6 +95,11 @@ pub struct Packet<'a> {
     pub process: Option<(u32, u32)>,
     /// First `opt_comment`, when present.
     pub comment: Option<&'a str>,
+    /// With read-ahead ([`CaptureReader::with_read_ahead`]): the chunk of input that
+    /// holds `data`. Keeping a clone keeps those bytes (find them with
+    /// [`SharedChunk::range_of`]) beyond the next event without copying them; the
+    /// reader reuses a chunk once every clone is gone.
+    pub chunk: Option<&'a SharedChunk>,
 }
 
 /// One item of a capture, in file order.
@@ -189,7 +195,9 @@ pub struct CaptureReader {
     ahead: Option<ReadAhead>,
     src_error: Option<io::Error>,
     src_eof: bool,
-    buf: Vec<u8>,
+    /// Shared only with read-ahead ([`Self::current_chunk`]); otherwise never cloned,
+    /// so changing it in place does not copy.
+    buf: SharedChunk,
     /// Start of unconsumed data in `buf`.
     pos: usize,
     /// End of valid data in `buf`.
@@ -258,7 +266,7 @@ impl CaptureReader {
             ahead,
             src_error: None,
             src_eof: false,
-            buf: Vec::new(),
+            buf: SharedChunk(Arc::new(Vec::new())),
             pos: 0,
             end: 0,
             offset: 0,
@@ -335,18 +343,19 @@ impl CaptureReader {
         if self.ahead.is_some() {
             return self.fill_ahead(n);
         }
+        let buf = Arc::make_mut(&mut self.buf.0);
         if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
+            buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
             self.pos = 0;
         }
         while self.end < n && !self.src_eof {
             // Grow with the data actually present, never with what a header claims.
             let want = (self.end + READ_CHUNK).max(n.min(self.end + (16 << 20)));
-            if self.buf.len() < want {
-                self.buf.resize(want, 0);
+            if buf.len() < want {
+                buf.resize(want, 0);
             }
-            match self.src.read(&mut self.buf[self.end..]) {
+            match self.src.read(&mut buf[self.end..]) {
                 Ok(0) => self.src_eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -381,14 +390,17 @@ impl CaptureReader {
             if tail <= HEADROOM {
                 let start = HEADROOM - tail;
                 chunk[start..HEADROOM].copy_from_slice(&self.buf[self.pos..self.end]);
-                ahead.recycle(std::mem::replace(&mut self.buf, chunk));
+                let used = std::mem::replace(&mut self.buf, SharedChunk(Arc::new(chunk)));
+                ahead.recycle(used.0);
                 self.pos = start;
             } else {
-                // A unit longer than the headroom spans chunks: append (a copy, rare).
-                self.buf.copy_within(self.pos..self.end, 0);
-                self.buf.truncate(tail);
-                self.buf.extend_from_slice(&chunk[HEADROOM..]);
-                ahead.recycle(chunk);
+                // A unit longer than the headroom spans chunks: append (a copy, rare;
+                // one more if a caller still shares the buffer).
+                let buf = Arc::make_mut(&mut self.buf.0);
+                buf.copy_within(self.pos..self.end, 0);
+                buf.truncate(tail);
+                buf.extend_from_slice(&chunk[HEADROOM..]);
+                ahead.recycle(Arc::new(chunk));
                 self.pos = 0;
             }
             self.end = self.buf.len();
@@ -753,6 +765,7 @@ impl CaptureReader {
                 direction: Direction::from_flags(flags),
                 process,
                 comment: comment.and_then(|(s, l)| std::str::from_utf8(&self.buf[s..s + l]).ok()),
+                chunk: self.ahead.as_ref().map(|_| &self.buf),
             }),
             Found::Custom {
                 data: (start, len),

@@ -146,6 +146,61 @@ fn pcap_of_sizes(sizes: &[usize]) -> Vec<u8> {
     f
 }
 
+/// Packet data kept by reference into shared read-ahead chunks stays intact while the
+/// reader goes on (it must not reuse a chunk someone still holds), and equals what a
+/// direct reader returns; chunks let go of are reused. Without read-ahead there is no
+/// chunk to share.
+#[test]
+fn shared_chunks_keep_packet_data_without_copies() {
+    use std::io::Cursor;
+    // Many small packets over several chunks, and units longer than the headroom.
+    let sizes: Vec<usize> = (0..6000)
+        .map(|i| match i % 1000 {
+            7 => 100_000,
+            500 => 1_500_000,
+            _ => 60 + i % 1400,
+        })
+        .collect();
+    let file = pcap_of_sizes(&sizes);
+    let mut direct = CaptureReader::new(Cursor::new(file.clone())).expect("direct reader");
+    let mut ahead = CaptureReader::with_read_ahead(Cursor::new(file)).expect("read-ahead");
+    let (mut kept, mut copied) = (Vec::new(), Vec::new());
+    let mut chunks: Vec<SharedChunk> = Vec::new();
+    while let Some(ev) = ahead.next_event() {
+        let Ok(Event::Packet(p)) = ev else {
+            panic!("unexpected event {ev:?}");
+        };
+        let chunk = p.chunk.expect("a read-ahead packet names its chunk");
+        let range = chunk.range_of(p.data).expect("the data lies in its chunk");
+        if !chunks.last().is_some_and(|c| c.same(chunk)) {
+            chunks.push(chunk.clone());
+        }
+        kept.push((chunks.len() - 1, range));
+        // Read only now, many chunks later; then let go of them, as a consumer done
+        // with a round of packets does.
+        if kept.len() == 1500 {
+            for (i, range) in kept.drain(..) {
+                copied.push(chunks[i][range].to_vec());
+            }
+            chunks.clear();
+        }
+    }
+    for (i, range) in kept {
+        copied.push(chunks[i][range].to_vec());
+    }
+    let mut n = 0;
+    while let Some(ev) = direct.next_event() {
+        let Ok(Event::Packet(p)) = ev else {
+            panic!("unexpected event {ev:?}");
+        };
+        assert!(p.chunk.is_none(), "no shared chunk without read-ahead");
+        assert_eq!(p.data, &copied[n][..], "packet {n}");
+        n += 1;
+    }
+    assert_eq!(n, sizes.len());
+    assert_eq!(copied.len(), sizes.len());
+}
+
 /// Fails with an I/O error after `left` bytes.
 struct FailsAfter {
     data: std::io::Cursor<Vec<u8>>,
