@@ -45,7 +45,7 @@ const volatile __u32 self_tgid = 0;       /* the recorder itself: never traced *
 const volatile __u32 target_tgid = 0;     /* 0 = every process */
 const volatile __u32 netns_ino = 0;       /* only tasks in this network namespace... */
 const volatile __u8 all_netns = 0;        /* ...unless this is set */
-const volatile __u8 only_kept_flows = 0;  /* I/O events only for flows in l7_flows */
+const volatile __u8 only_kept_flows = 0;  /* calls mode: I/O events only for flows in l7_flows */
 const volatile char target_comm[16] = {}; /* empty = every comm */
 
 /* ---- constants vmlinux.h lacks (macros there are not in BTF) ---- */
@@ -867,8 +867,10 @@ static __always_inline void conn_used(struct sock *sk, long ret)
 	l7_tuple_of_sock(sk, &t);
 	if (!t.rport)
 		return;
-	if (only_kept_flows && !flow_is_kept(&t))
-		return;
+	/* Every connection in scope is reported, not only the flows the packet filter
+	 * keeps (as calls mode reports every connect/accept): TLS plaintext is attributed
+	 * through its ciphertext connection, which the filter drops; and one report is
+	 * cheaper than a flow lookup on each call of an unkept connection. */
 	/* Storage that cannot be made (no memory) only means reporting again next time. */
 	if (!cs)
 		cs = bpf_sk_storage_get(&conn_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
