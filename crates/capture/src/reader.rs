@@ -277,7 +277,7 @@ impl CaptureReader {
             done: false,
         };
         r.fill(24);
-        let head = r.buf[r.pos..r.end].to_vec();
+        let head = r.buf[r.pos..r.end.min(r.pos + 24)].to_vec();
         if head.len() < 4 {
             return Err(r.source_failure().unwrap_or(ReadError::UnknownFormat(head)));
         }
