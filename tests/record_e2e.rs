@@ -605,6 +605,66 @@ fn default_mode_attributes_without_per_call_records() {
     }
 }
 
+/// Test 4d: `--comm` and `--pid` narrow attribution, in both modes: only the named
+/// process has connection records and a name in `analyze`; the packets are all kept.
+#[test]
+fn comm_and_pid_filters_narrow_attribution() {
+    let (ns, _www, nginx) = nginx_in_new_netns();
+    let dir = temp_dir();
+    let nginx_pid = nginx.pid.to_string();
+    for mode in ["connections", "calls"] {
+        for filter in ["--comm", "--pid"] {
+            let out = dir.path().join(format!("{mode}{filter}.pcapng"));
+            let value = if filter == "--comm" {
+                "curl"
+            } else {
+                &nginx_pid
+            };
+            let mut rec = Recorder::start(&ns, &out, &["--syscalls", mode, filter, value]);
+            rec.wait_ready(secs(10));
+            let uri = format!("/index.html?{mode}{filter}");
+            let run = curl(&ns, &[&format!("http://127.0.0.1:{NGINX_PORT}{uri}")]);
+            thread::sleep(SETTLE);
+            rec.stop_ok(libc::SIGINT, secs(10));
+
+            let what = format!("{mode} {filter} {value}");
+            let wanted = if filter == "--comm" {
+                run.pid
+            } else {
+                nginx.pid
+            };
+            let contents = read_capture(&out);
+            assert!(contents.error.is_none(), "{what}: {:?}", contents.error);
+            assert!(
+                !contents.connections.is_empty(),
+                "{what}: no connection records"
+            );
+            for c in &contents.connections {
+                assert_eq!(c.pid, wanted, "{what}: a record of another process: {c:?}");
+            }
+            let a = analyze_json(&out);
+            let rows = a.by_uri(&uri);
+            assert_eq!(
+                rows.len(),
+                1,
+                "{what}: packets must all be kept:\n{}",
+                a.listing()
+            );
+            let r = rows[0];
+            let (named, unnamed) = if filter == "--comm" {
+                (("client_comm", "curl"), "server_comm")
+            } else {
+                (("server_comm", "nginx"), "client_comm")
+            };
+            assert_eq!(r[named.0].as_str(), Some(named.1), "{what}: {r}");
+            assert!(
+                r[unnamed].is_null(),
+                "{what}: {unnamed} must be unknown: {r}"
+            );
+        }
+    }
+}
+
 /// Test 5: `l7rec record -o F -- curl -s URL` exits by itself when curl exits, status 0.
 #[test]
 fn command_mode_stops_when_command_exits() {
