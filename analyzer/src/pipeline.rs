@@ -3,9 +3,9 @@
 //! One thread parses (decompression and block parsing are sequential by nature; the
 //! reading and decompressing itself runs on the capture reader's read-ahead thread),
 //! decodes each frame down to TCP and appends the segment to the batch of the shard
-//! its connection hashes to (its payload by reference into the read-ahead chunk it
-//! lies in: the parser copies no packet data). Full rounds of batches go through a bounded channel to
-//! the rayon pool, which runs the shards in parallel; a connection always lives in
+//! its connection hashes to (with read-ahead, its payload as a reference into the
+//! chunk it lies in, not a copy). Full rounds of batches go through a bounded channel
+//! to the rayon pool, which runs the shards in parallel; a connection always lives in
 //! the same shard, so shards never share state. The transactions of connections that
 //! ended in a round are attributed to processes, sorted by start time and handed to
 //! the caller's sink while the pool processes the next round: memory is bounded by a
