@@ -487,6 +487,17 @@ fn keepalive_preopened(record_args: &[&str]) {
 
     let mut rec = Recorder::start(&ns, &out, record_args);
     rec.wait_ready(secs(10));
+    let mode = if record_args.contains(&"calls") {
+        "calls"
+    } else {
+        "connections"
+    };
+    assert!(
+        rec.stderr()
+            .contains(&format!("(process attribution: {mode})")),
+        "the recorder must say which attribution it uses: {}",
+        rec.stderr()
+    );
     std::fs::write(&go, b"").expect("writing the go file");
     wait_for_file(&ns, &done, secs(10), "requests after recording started");
     thread::sleep(SETTLE);
