@@ -195,8 +195,8 @@ pub struct CaptureReader {
     ahead: Option<ReadAhead>,
     src_error: Option<io::Error>,
     src_eof: bool,
-    /// Shared only with read-ahead ([`Self::current_chunk`]); otherwise never cloned,
-    /// so changing it in place does not copy.
+    /// Shared with callers (see [`Packet::chunk`]) only with read-ahead; otherwise never
+    /// cloned, so changing it in place does not copy.
     buf: SharedChunk,
     /// Start of unconsumed data in `buf`.
     pos: usize,
