@@ -232,7 +232,6 @@ pub fn run(args: RecordArgs) -> Result<()> {
     }
 
     let mut tracer = None;
-    let mut attribution = "off";
     let modes = trace_modes(args.no_syscalls, args.syscalls);
     for (i, &mode) in modes.iter().enumerate() {
         let flows = filter
@@ -250,10 +249,6 @@ pub fn run(args: RecordArgs) -> Result<()> {
         match SyscallTracer::start(cfg).context("starting the syscall tracer") {
             Ok(t) => {
                 tracer = Some(t);
-                attribution = match mode {
-                    TraceMode::Connections => "connections",
-                    TraceMode::Calls => "calls",
-                };
                 break;
             }
             Err(e) if i + 1 < modes.len() => {
@@ -289,9 +284,10 @@ pub fn run(args: RecordArgs) -> Result<()> {
     // Everything is attached: say so, so scripts can start their traffic now.
     let names: Vec<&str> = captures.iter().map(|c| c.iface.name.as_str()).collect();
     eprintln!(
-        "l7rec: recording on {} to {} (process attribution: {attribution})",
+        "l7rec: recording on {} to {} (process attribution: {})",
         names.join(", "),
         args.output.display(),
+        tracer.as_ref().map_or("off", |t| t.mode().name()),
     );
     let mut child = spawn_command(&args.command)?;
     let started = Instant::now();

@@ -79,6 +79,16 @@ pub enum TraceMode {
     Connections,
 }
 
+impl TraceMode {
+    /// The mode's name on the command line (`--syscalls`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceMode::Calls => "calls",
+            TraceMode::Connections => "connections",
+        }
+    }
+}
+
 impl SyscallConfig {
     /// Use the socket filter's kept-flows map (an LRU hash keyed by `struct l7_flow_key`)
     /// instead of a private one; required for `only_kept_flows` to see any flow.
@@ -286,6 +296,7 @@ pub struct SyscallTracer {
     events: DecodedRing<SyscallEvent>,
     skel: SyscallsSkel<'static>,
     netns_ino: u32,
+    mode: TraceMode,
 }
 
 impl SyscallTracer {
@@ -385,7 +396,13 @@ impl SyscallTracer {
             events,
             skel,
             netns_ino,
+            mode: cfg.mode,
         })
+    }
+
+    /// What it reports.
+    pub fn mode(&self) -> TraceMode {
+        self.mode
     }
 
     /// Waits up to `timeout` for events and hands each one to `f`; returns how many.

@@ -487,11 +487,8 @@ fn keepalive_preopened(record_args: &[&str]) {
 
     let mut rec = Recorder::start(&ns, &out, record_args);
     rec.wait_ready(secs(10));
-    let mode = if record_args.contains(&"calls") {
-        "calls"
-    } else {
-        "connections"
-    };
+    let calls_mode = record_args.contains(&"calls");
+    let mode = if calls_mode { "calls" } else { "connections" };
     assert!(
         rec.stderr()
             .contains(&format!("(process attribution: {mode})")),
@@ -504,7 +501,7 @@ fn keepalive_preopened(record_args: &[&str]) {
     rec.stop_ok(libc::SIGINT, secs(10));
 
     let per_call = read_capture(&out).syscalls;
-    if record_args.contains(&"calls") {
+    if calls_mode {
         assert!(per_call > 0, "calls mode wrote no per-call syscall records");
     } else {
         assert_eq!(
