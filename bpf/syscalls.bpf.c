@@ -97,6 +97,8 @@ const volatile char target_comm[16] = {}; /* empty = every comm */
 #error "l7rec syscalls.bpf.c: unsupported architecture"
 #endif
 
+#include "tls_socket.h" /* connections mode also notes sockets for the TLS tracer */
+
 /* ---- maps ---- */
 
 /* Events to user space; size set by user space (default 16 MiB). */
@@ -913,10 +915,12 @@ static __always_inline void conn_used(struct sock *sk, long ret)
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Both jobs of the socket tracepoints in one program each (tls_socket.h). */
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(l7_conn_send, struct sock *sk, int ret, int flags)
 {
 	conn_used(sk, ret);
+	l7_tls_note_socket(sk);
 	return 0;
 }
 
@@ -924,6 +928,7 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(l7_conn_recv, struct sock *sk, int ret, int flags)
 {
 	conn_used(sk, ret);
+	l7_tls_note_socket(sk);
 	return 0;
 }
 

@@ -11,6 +11,8 @@
  * from OpenSSL's buffer without touching the socket. The fd comes from the syscall's
  * saved registers. This is independent of OpenSSL's struct layouts (no rbio/fd
  * offsets), and unlike tp_btf/sys_enter it costs nothing on the host's other syscalls.
+ * That part lives in tls_socket.h: in connections mode the syscall tracer's programs
+ * on the same tracepoints do it, and this object's two are not loaded.
  *
  * Completeness: the whole return value is copied, in records of at most L7_TLS_CHUNK
  * bytes (bpf_loop, at most L7_TLS_MAX_CALL bytes per call), each record sized to its
@@ -81,30 +83,7 @@ enum l7_tls_op {
 	L7_TLS_OP_WRITE_EX = 4,
 };
 
-/* An SSL call between entry and return, per thread. Separate from the syscall tracer's
- * state: the recv/send inside SSL_read/SSL_write has its own entry there. */
-struct l7_tls_call {
-	__u64 ts_enter;
-	__u64 ssl;
-	__u64 buf;
-	__u64 lenp; /* _ex: size_t *readbytes / *written */
-	__u32 op;   /* enum l7_tls_op */
-	__u32 depth; /* nested SSL calls (an SSL function calling another one) */
-	__s32 fd;
-	__u32 have_tuple;
-	struct l7_sock_tuple sock;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct l7_tls_call);
-} tls_calls SEC(".maps");
-
-/* Entries in tls_calls (SSL calls in flight, plus any whose return was never seen):
- * while it is 0 the socket tracepoints return without a map lookup. */
-__u64 tls_inflight = 0;
+#include "tls_socket.h"
 
 /* Per SSL object (per process): its socket, once learned, and the stream offsets. */
 struct l7_tls_ssl_key {
@@ -149,43 +128,6 @@ static __always_inline bool task_in_scope(struct task_struct *task, __u32 tgid)
 	return true;
 }
 
-/* The 4-tuple of `sk` if it is a TCP/IP socket; 0 on success. */
-static __always_inline int tcp_tuple_of_sk(struct sock *sk, struct l7_sock_tuple *t)
-{
-	if (!l7_is_tcp_ip(sk))
-		return -1;
-	l7_tuple_of_sock(sk, t);
-	return 0;
-}
-
-/* The fd argument of the socket syscall the current thread is in, or -1 (the call came
- * from elsewhere, e.g. io_uring, or is a compat syscall). */
-static __always_inline int syscall_fd(struct task_struct *task)
-{
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	long nr;
-
-#if defined(__TARGET_ARCH_x86)
-	if (task->thread_info.status & L7_TS_COMPAT)
-		return -1;
-	nr = BPF_CORE_READ(regs, orig_ax);
-#elif defined(__TARGET_ARCH_arm64)
-	nr = BPF_CORE_READ(regs, syscallno);
-#endif
-	switch (nr) {
-	case L7_NR_read:
-	case L7_NR_write:
-	case L7_NR_readv:
-	case L7_NR_writev:
-	case L7_NR_sendto:
-	case L7_NR_recvfrom:
-	case L7_NR_sendmsg:
-	case L7_NR_recvmsg:
-		return (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
-	}
-	return -1;
-}
-
 static __always_inline bool same_tuple(const struct l7_sock_tuple *a,
 				       const struct l7_sock_tuple *b)
 {
@@ -222,8 +164,12 @@ static __always_inline int enter(__u32 op, void *ssl, const void *buf, void *len
 	call.lenp = (__u64)lenp;
 	call.op = op;
 	call.fd = -1;
-	if (!bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_NOEXIST))
-		__sync_fetch_and_add(&tls_inflight, 1);
+	if (!bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_NOEXIST)) {
+		__u64 *inflight = l7_tls_inflight();
+
+		if (inflight)
+			__sync_fetch_and_add(inflight, 1);
+	}
 	else if (bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_ANY))
 		count(L7_TLS_C_STATE_FULL, 1);
 	return 0;
@@ -255,38 +201,17 @@ int BPF_KPROBE(l7_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *wri
 
 /* ---- the nested socket call: which socket the SSL object uses ---- */
 
-static __always_inline void note_socket(struct sock *sk)
-{
-	__u64 pid_tgid;
-	struct l7_tls_call *call;
-
-	/* These tracepoints run on every socket send/receive on the host. */
-	if (!tls_inflight)
-		return;
-	pid_tgid = bpf_get_current_pid_tgid();
-	call = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
-	if (!call || call->have_tuple || !sk)
-		return;
-	if (tcp_tuple_of_sk(sk, &call->sock))
-		return;
-	/* Not connected (yet): no usable tuple. */
-	if (!call->sock.rport)
-		return;
-	call->fd = syscall_fd(bpf_get_current_task_btf());
-	call->have_tuple = 1;
-}
-
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(l7_tls_sock_send, struct sock *sk, int ret, int flags)
 {
-	note_socket(sk);
+	l7_tls_note_socket(sk);
 	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(l7_tls_sock_recv, struct sock *sk, int ret, int flags)
 {
-	note_socket(sk);
+	l7_tls_note_socket(sk);
 	return 0;
 }
 
@@ -375,8 +300,12 @@ int BPF_KRETPROBE(l7_ssl_ret, long rc)
 	skey.ssl = pcall->ssl;
 	/* The event's tuple: the one learned in this call, else the SSL object's (below). */
 	__builtin_memcpy(&c.hdr.sock, &pcall->sock, sizeof(c.hdr.sock));
-	if (!bpf_map_delete_elem(&tls_calls, &pid_tgid))
-		__sync_fetch_and_sub(&tls_inflight, 1);
+	if (!bpf_map_delete_elem(&tls_calls, &pid_tgid)) {
+		__u64 *inflight = l7_tls_inflight();
+
+		if (inflight)
+			__sync_fetch_and_sub(inflight, 1);
+	}
 	is_read = op == L7_TLS_OP_READ || op == L7_TLS_OP_READ_EX;
 
 	if (op == L7_TLS_OP_READ || op == L7_TLS_OP_WRITE) {

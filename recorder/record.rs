@@ -261,6 +261,12 @@ pub fn run(args: RecordArgs) -> Result<()> {
         }
     }
     // TLS plaintext (recorder/tls.rs): uprobes on libssl, packets on their own interface.
+    let socket_maps = match &tracer {
+        Some(t) => t
+            .tls_socket_maps()
+            .context("sharing the TLS maps of the syscall tracer")?,
+        None => None,
+    };
     let mut tls = TlsRecording::start(
         &TlsChoice {
             tls: args.tls,
@@ -268,6 +274,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
             libs: args.ssl_libs.clone(),
         },
         args.pid,
+        socket_maps,
         redact_cmdlines.then_some(&args.redact_headers[..]),
         &mut writer,
     )?;

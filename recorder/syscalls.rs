@@ -288,6 +288,16 @@ impl SyscallEvent {
     }
 }
 
+/// The maps of `bpf/tls_socket.h` (SSL calls in flight and their count), as made by the
+/// syscall tracer's BPF object in connections mode, for the TLS tracer to share.
+#[derive(Debug)]
+pub struct TlsSocketMaps {
+    /// `tls_calls`.
+    pub calls: OwnedFd,
+    /// `tls_inflight`.
+    pub inflight: OwnedFd,
+}
+
 /// A loaded and attached syscall tracer. Detaches on drop.
 ///
 /// Not `Send`: poll it on the thread that started it.
@@ -372,6 +382,9 @@ impl SyscallTracer {
         if !calls {
             open.maps.thread_state.set_max_entries(1)?;
             open.maps.sock_cache.set_max_entries(1)?;
+        } else {
+            // Only the connections mode's programs note sockets for the TLS tracer.
+            open.maps.tls_calls.set_max_entries(1)?;
         }
 
         let mut skel = load_with_log(open)?;
@@ -403,6 +416,20 @@ impl SyscallTracer {
     /// What it reports.
     pub fn mode(&self) -> TraceMode {
         self.mode
+    }
+
+    /// In connections mode, the maps through which its socket tracepoint programs tell
+    /// the TLS tracer which socket an SSL call uses (`bpf/tls_socket.h`): a TLS tracer
+    /// given them runs no socket programs of its own.
+    pub fn tls_socket_maps(&self) -> Result<Option<TlsSocketMaps>> {
+        if self.mode != TraceMode::Connections {
+            return Ok(None);
+        }
+        let maps = &self.skel.maps;
+        Ok(Some(TlsSocketMaps {
+            calls: maps.tls_calls.as_fd().try_clone_to_owned()?,
+            inflight: maps.tls_inflight.as_fd().try_clone_to_owned()?,
+        }))
     }
 
     /// Waits up to `timeout` for events and hands each one to `f`; returns how many.

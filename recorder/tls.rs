@@ -23,6 +23,7 @@ use std::fs::File;
 use std::io;
 use std::mem::{offset_of, size_of, MaybeUninit};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +36,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, UprobeOpts};
 
 use crate::redact::Redactor;
 use crate::ring_events::DecodedRing;
+use crate::syscalls::TlsSocketMaps;
 use crate::syscalls::{self, c_string, RawSockTuple};
 
 mod skel {
@@ -102,6 +104,9 @@ pub struct TlsConfig {
     pub netns_ino: Option<u32>,
     /// Ringbuf size in bytes (power of two); 0 = default.
     pub ringbuf_bytes: u32,
+    /// The syscall tracer's maps, when its socket programs note sockets for this
+    /// tracer; `None`: it attaches socket programs of its own.
+    pub socket_maps: Option<TlsSocketMaps>,
 }
 
 /// A TCP socket's endpoints from the traced process's point of view.
@@ -228,6 +233,19 @@ impl TlsTracer {
             bail!("TLS ringbuf size {rb} must be a power of two of at least 4096 bytes");
         }
         open.maps.tls_events.set_max_entries(rb)?;
+        if let Some(shared) = &cfg.socket_maps {
+            open.maps
+                .tls_calls
+                .reuse_fd(shared.calls.as_fd())
+                .context("sharing the syscall tracer's tls_calls map")?;
+            open.maps
+                .tls_inflight
+                .reuse_fd(shared.inflight.as_fd())
+                .context("sharing the syscall tracer's tls_inflight map")?;
+            // Its programs on the same tracepoints do this job.
+            open.progs.l7_tls_sock_send.set_autoload(false);
+            open.progs.l7_tls_sock_recv.set_autoload(false);
+        }
         let mut skel = open.load().context(
             "loading the TLS BPF programs (uprobes, bpf_loop, tp_btf/sock_send_length: kernel 6.3+)",
         )?;
@@ -846,9 +864,11 @@ impl TlsRecording {
     /// Starts TLS capture as chosen and adds its interface to `writer`. `Ok(None)` when
     /// off (`--no-tls`, or by default when no libssl is found or attaching fails: a
     /// warning says why). Errors only when TLS capture was asked for explicitly.
+    /// `socket_maps`: see [`TlsConfig::socket_maps`].
     pub fn start(
         choice: &TlsChoice,
         pid: Option<u32>,
+        socket_maps: Option<TlsSocketMaps>,
         redact_headers: Option<&[String]>,
         writer: &mut CaptureWriter<File>,
     ) -> Result<Option<Self>> {
@@ -876,6 +896,7 @@ impl TlsRecording {
         let tracer = match TlsTracer::start(TlsConfig {
             libs,
             pid,
+            socket_maps,
             ..Default::default()
         }) {
             Ok(t) => t,

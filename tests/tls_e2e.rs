@@ -317,6 +317,50 @@ fn no_tls_means_no_tls_interface() {
     assert!(a.rows.is_empty(), "{}", a.listing());
 }
 
+/// Each socket mode of the TLS tracer finds the socket of an SSL call: its own
+/// tracepoint programs (`--syscalls calls` and `off`), or the connections-mode
+/// programs of the syscall tracer, which note sockets for it (the default; the test
+/// above). Without the socket, plaintext would have no addresses.
+#[test]
+fn tls_sockets_are_found_in_every_attribution_mode() {
+    require_tools(&["ip", "nginx", "openssl", "python3", "curl"]);
+    let ns = Netns::new();
+    let docroot = Docroot::new();
+    let nginx = TlsNginx::start(&ns, &docroot);
+    let dir = temp_dir();
+    for mode in ["calls", "off"] {
+        let out = dir.path().join(format!("tls-{mode}.pcapng"));
+        let mut rec = Recorder::start(&ns, &out, &["--tls", "--syscalls", mode]);
+        rec.wait_ready(secs(20));
+        let (curl_pid, _) = curl_keepalive(&ns, &[], &["/index.html".to_owned()]);
+        thread::sleep(Duration::from_millis(300));
+        let exit = rec.stop(libc::SIGINT, secs(10));
+        assert!(exit.status.success(), "l7rec: {}", exit.stderr);
+        let without_socket = exit
+            .stderr
+            .split(" chunks without socket")
+            .next()
+            .and_then(|before| before.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        assert_eq!(
+            without_socket,
+            Some(0),
+            "--syscalls {mode}: {}",
+            exit.stderr
+        );
+        let a = analyze_json(&out);
+        assert_eq!(a.rows.len(), 1, "--syscalls {mode}: {}", a.listing());
+        let row = &a.rows[0];
+        assert_eq!(row["flags"], serde_json::json!(["tls"]), "{row}");
+        assert_eq!(row["server"], format!("127.0.0.1:{TLS_PORT}"), "{row}");
+        assert_eq!(row["status"], 200, "{row}");
+        if mode == "calls" {
+            assert_eq!(row["client_pid"], curl_pid, "{row}");
+            assert_eq!(row["server_pid"], nginx.pid, "{row}");
+        }
+    }
+}
+
 #[test]
 fn redact_masks_secrets_in_tls_plaintext() {
     require_tools(&["ip", "nginx", "openssl", "python3", "curl", "tshark"]);
