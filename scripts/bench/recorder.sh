@@ -7,6 +7,8 @@
 #   options: --rounds N  --duration SECONDS  --connections N
 #            --l7rec NAME=ARGS  an l7rec configuration to measure (repeatable; default:
 #                               "l7rec=" and "l7rec-calls=--syscalls calls")
+#            --binary NAME=PATH configuration NAME runs this l7rec binary instead of
+#                               the one built here (A/B against another build)
 #
 # Each round runs each capture once: no capture; each l7rec configuration (`l7rec record
 # -o F --port 8080 ARGS`); and `tcpdump -i lo -w F -s 262144 port 8080` (all inside the
@@ -22,6 +24,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/nginx.sh"
 
 ROUNDS=3 DURATION=10 CONNS=50 CONFIGS=()
+declare -A BINARY=()
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) ROUNDS=1 DURATION=2 ;;
@@ -29,7 +32,8 @@ while [ $# -gt 0 ]; do
         --duration) DURATION=$2; shift ;;
         --connections) CONNS=$2; shift ;;
         --l7rec) case $2 in *=*) CONFIGS+=("$2") ;; *) die "--l7rec wants NAME=ARGS" ;; esac; shift ;;
-        *) sed -n '2,18p' "$0"; exit 2 ;;
+        --binary) case $2 in *=*) BINARY[${2%%=*}]=${2#*=} ;; *) die "--binary wants NAME=PATH" ;; esac; shift ;;
+        *) sed -n '2,20p' "$0"; exit 2 ;;
     esac
     shift
 done
@@ -68,7 +72,7 @@ URL=http://127.0.0.1:8080/index.html
 machine
 echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), tcpdump $(tcpdump --version | head -1 | awk '{print $3}')"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews figures)"
-for c in "${CONFIGS[@]}"; do echo "${c%%=*}: l7rec record -o F --port 8080 ${c#*=}"; done
+for c in "${CONFIGS[@]}"; do echo "${c%%=*}: ${BINARY[${c%%=*}]:-l7rec} record -o F --port 8080 ${c#*=}"; done
 echo "load: wrk -t1 -c$CONNS -d${DURATION}s --latency $URL (keep-alive), $ROUNDS rounds"
 
 # run_wrk OUT: runs the load, leaves wrk's report in OUT; sets REQS and RPS.
@@ -138,7 +142,7 @@ measure() {
         F=$TMP/$name.pcapng
         rm -f "$F"
         # shellcheck disable=SC2086 # ARGS are words
-        start_capture "$name" "recording on" "$TMP/$name.err" "$L7REC" record -o "$F" --port 8080 ${c#*=}
+        start_capture "$name" "recording on" "$TMP/$name.err" "${BINARY[$name]:-$L7REC}" record -o "$F" --port 8080 ${c#*=}
         run_wrk "$TMP/wrk.$name"
         stop_capture "$name"
         DROPS=$(sed -n 's/.*drops: \([0-9]*\) packets, \([0-9]*\) syscall.*/\1 \2/p' "$TMP/$name.err")
