@@ -859,11 +859,13 @@ static __always_inline void conn_used(struct sock *sk, long ret)
 	__u32 tgid = task->tgid, op = 0;
 	__s32 fd = -1;
 
-	if (!task_in_scope(task, tgid))
-		return;
+	/* The hot path, one lookup per send/receive: this process was reported on this
+	 * socket already (it was in scope then), so nothing to check or do. */
 	cs = bpf_sk_storage_get(&conn_socks, sk, 0, 0);
 	if (cs && cs->reported == tgid)
-		return; /* the hot path: one lookup per send/receive */
+		return;
+	if (!task_in_scope(task, tgid))
+		return;
 	if (!l7_is_tcp_ip(sk))
 		return;
 	l7_tuple_of_sock(sk, &t);
