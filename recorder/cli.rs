@@ -82,7 +82,7 @@ pub struct RecordArgs {
     pub all_tcp: bool,
     /// Process attribution. `connections` (the default): which process uses which
     /// connection, and when it opened and closed, from the socket layer's tracepoints
-    /// (runs only on socket sends/receives: costs about what tcpdump costs; `analyze`
+    /// (runs only on socket sends/receives: a little more than tcpdump costs; `analyze`
     /// needs no more). `calls`: also every connect, accept, close, send and receive on
     /// a TCP socket of a kept flow, with entry/exit times, as syscall records (hooks
     /// every syscall of every task: costs a busy server a few microseconds per
