@@ -169,9 +169,9 @@ static __always_inline int enter(__u32 op, void *ssl, const void *buf, void *len
 
 		if (inflight)
 			__sync_fetch_and_add(inflight, 1);
-	}
-	else if (bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_ANY))
+	} else if (bpf_map_update_elem(&tls_calls, &pid_tgid, &call, BPF_ANY)) {
 		count(L7_TLS_C_STATE_FULL, 1);
+	}
 	return 0;
 }
 
