@@ -14,7 +14,7 @@ pub(crate) const HEADROOM: usize = 64 * 1024;
 /// Data bytes per chunk, after the headroom.
 const CHUNK: usize = 1 << 20;
 /// Chunks read but not yet taken: bounds the memory read ahead.
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 8;
 /// Used chunks kept for reuse (a fresh one costs page faults): enough for the chunks
 /// that callers holding [`SharedChunk`]s release together.
 const SPARES: usize = 32;
