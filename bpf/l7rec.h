@@ -62,8 +62,8 @@ enum l7_sys_kind {
 	L7_EV_IO = 1,   /* struct l7_sys_event, op is a read/write-family syscall */
 	L7_EV_CONN = 2, /* struct l7_sys_event, op is connect/accept/accept4/close */
 	L7_EV_PROC = 3, /* struct l7_proc_event */
-	L7_EV_SEEN = 4, /* struct l7_sys_event: connections mode, a process's first send or
-			 * receive on a socket (op/fd/ret of that call; ts_enter = the
+	L7_EV_SEEN = 4, /* struct l7_sys_event: connections mode, a process's connect() or
+			 * first receive on a socket (op/fd/ret of that call; ts_enter = the
 			 * connection's open time, 0 if it predates recording) */
 	L7_EV_ENDED = 5, /* struct l7_sys_event: connections mode, a reported connection
 			  * reached TCP CLOSE (op close; tgid/fd/role of its last report,

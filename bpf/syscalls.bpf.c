@@ -761,9 +761,12 @@ int BPF_PROG(l7_sys_exit, struct pt_regs *regs, long ret)
  * tp_btf/sys_enter and sys_exit put every syscall of every task on the host on the
  * tracing slow path and run two programs per syscall, whether or not it touches a
  * socket: most of the recorder's cost under load (BENCHMARKS.md). In connections mode
- * (user space loads these programs instead of those two) the socket layer's own
- * tracepoints report each (process, socket) pair once, at its first send or receive,
- * and TCP state changes give the role and open time; nothing runs on other syscalls. */
+ * (user space loads these programs instead of those two) each (process, socket) pair is
+ * reported once: a client when it connects (the SYN_SENT transition runs in connect()),
+ * everyone else at their first receive on the socket (an accepted socket, one opened
+ * before recording, one used by another process). Only receives are hooked: every
+ * hooked call costs a tracepoint dispatch in the traced task, and the receive is the
+ * one call every HTTP server and client makes. Nothing runs on other syscalls. */
 
 struct l7_conn_sock {
 	__u64 open_ns;  /* SYN_SENT (client) or ESTABLISHED (accepted), 0 = before recording */
@@ -771,7 +774,12 @@ struct l7_conn_sock {
 	__u32 reported; /* tgid whose use was last reported; 0 = none */
 	__s32 fd;       /* that process's fd, -1 if unknown */
 	__u16 lport;    /* local port when reported: a client's is gone by TCP CLOSE */
-	__u16 pad0;
+	__u8 connecting; /* reported = the connecting process, its event not sent yet */
+	__u8 pad0;
+	/* The connecting thread (its event is sent once established, maybe in softirq). */
+	__u32 op;       /* enum l7_sys_op of the call that connected, 0 = unknown */
+	__u32 tid;
+	char comm[16];
 };
 
 /* Socket-local storage: found from the socket itself (no hashing), freed with it. */
@@ -815,54 +823,160 @@ static __always_inline void conn_ended(struct sock *sk, struct l7_conn_sock *cs)
 	cs->reported = 0;
 }
 
+#define L7_PF_KTHREAD 0x00200000 /* task->flags: a kernel thread */
+
+/* The syscall the current task is in, for an event: its op (`*op`, 0 if not one of
+ * ours or not from a syscall, e.g. io_uring) and fd argument (-1 if unknown). */
+static __always_inline void current_call(struct task_struct *task, __u32 *op, __s32 *fd)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u32 o;
+
+	*op = 0;
+	*fd = -1;
+	if (is_compat_syscall(task))
+		return;
+	o = op_of(L7_SYSCALL_NR(regs));
+	/* connect's, and the read/write family's, first argument is the socket's fd. */
+	if (o == L7_OP_CONNECT || o >= L7_OP_READ) {
+		*op = o;
+		*fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	}
+}
+
+/* Send the Seen event of process `tgid` (thread `tid`, `comm`) on the socket with tuple
+ * `t`. False if the ring buffer is full. */
+static __always_inline bool emit_seen(const struct l7_sock_tuple *t,
+				      const struct l7_conn_sock *cs, __u32 tgid, __u32 tid,
+				      const char *comm, __u32 op, __s32 fd, long ret)
+{
+	struct l7_sys_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_lost(L7_LOST_RINGBUF);
+		return false;
+	}
+	e->kind = L7_EV_SEEN;
+	e->op = op;
+	e->ts_enter = cs ? cs->open_ns : 0;
+	e->ts_exit = bpf_ktime_get_ns();
+	e->ret = ret;
+	e->bytes = ret > 0 ? ret : 0;
+	e->tgid = tgid;
+	e->tid = tid;
+	e->fd = fd;
+	e->role = cs ? cs->role : L7_ROLE_UNKNOWN;
+	__builtin_memcpy(e->comm, comm, sizeof(e->comm));
+	__builtin_memcpy(&e->sock, t, sizeof(e->sock));
+	bpf_ringbuf_submit(e, 0);
+	return true;
+}
+
+/* A socket of the recording's netns starts connecting: connect() runs this in the
+ * connecting task. The tuple is not complete yet (the local port is picked right after),
+ * so the process is remembered and reported once the connection is established. */
+static __always_inline void conn_connecting(struct sock *sk)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct l7_conn_sock *cs;
+	__u32 tgid = task->tgid;
+
+	cs = bpf_sk_storage_get(&conn_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!cs)
+		return;
+	cs->open_ns = bpf_ktime_get_ns();
+	cs->role = L7_ROLE_CLIENT;
+	cs->reported = 0; /* a socket may connect again after a failed attempt */
+	cs->connecting = 0;
+	cs->fd = -1;
+	/* Out of scope (or a kernel socket): a receive in scope will report it. */
+	if ((task->flags & L7_PF_KTHREAD) || !task_in_scope(task, tgid) || !l7_is_tcp_ip(sk))
+		return;
+	current_call(task, &cs->op, &cs->fd);
+	cs->tid = task->pid;
+	__builtin_memcpy(cs->comm, task->comm, sizeof(cs->comm));
+	cs->reported = tgid;
+	cs->connecting = 1;
+	report_process_once(tgid); /* needs the task itself: now, not when established */
+}
+
+/* A connecting socket is established (often in softirq): report its connector. */
+static __always_inline void conn_connected(struct sock *sk, struct l7_conn_sock *cs)
+{
+	struct l7_sock_tuple t;
+
+	cs->connecting = 0;
+	l7_tuple_of_sock(sk, &t);
+	cs->lport = t.lport;
+	if (!emit_seen(&t, cs, cs->reported, cs->tid, cs->comm, cs->op, cs->fd, 0))
+		cs->reported = 0; /* the connector's next receive reports it */
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(l7_conn_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct l7_conn_sock *cs;
-	__u32 role;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	if (newstate == L7_TCP_CLOSE) {
 		/* Only sockets reported in use have storage with `reported` set. */
 		cs = bpf_sk_storage_get(&conn_socks, sk, 0, 0);
-		if (cs && cs->reported)
-			conn_ended(sk, cs);
+		if (!cs || !cs->reported)
+			return 0;
+		if (cs->connecting) {
+			/* The connect failed: nothing was reported, nothing ends. */
+			cs->connecting = 0;
+			cs->reported = 0;
+			return 0;
+		}
+		conn_ended(sk, cs);
 		return 0;
 	}
-	if (newstate == L7_TCP_SYN_SENT)
-		role = L7_ROLE_CLIENT;
-	else if (oldstate == L7_TCP_SYN_RECV && newstate == L7_TCP_ESTABLISHED)
-		role = L7_ROLE_SERVER; /* an accepted socket, in softirq: no process yet */
-	else
+	if (newstate == L7_TCP_ESTABLISHED && oldstate != L7_TCP_SYN_RECV) {
+		/* SYN_SENT -> ESTABLISHED; or via SYN_RECV for a simultaneous open, below. */
+		cs = bpf_sk_storage_get(&conn_socks, sk, 0, 0);
+		if (cs && cs->connecting)
+			conn_connected(sk, cs);
+		return 0;
+	}
+	if (newstate != L7_TCP_SYN_SENT && newstate != L7_TCP_ESTABLISHED)
 		return 0;
 	if (!all_netns && sk->__sk_common.skc_net.net->ns.inum != netns_ino)
 		return 0;
+	if (newstate == L7_TCP_SYN_SENT) {
+		conn_connecting(sk);
+		return 0;
+	}
+	/* SYN_RECV -> ESTABLISHED: an accepted socket (storage is not inherited from the
+	 * listener), or a simultaneous open of a connecting one. */
 	cs = bpf_sk_storage_get(&conn_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!cs)
 		return 0;
+	if (cs->connecting) {
+		conn_connected(sk, cs);
+		return 0;
+	}
 	cs->open_ns = bpf_ktime_get_ns();
-	cs->role = role;
-	cs->reported = 0; /* a socket may connect again after a failed attempt */
+	cs->role = L7_ROLE_SERVER; /* in softirq: no process yet, its first receive says */
+	cs->reported = 0;
 	cs->fd = -1;
 	return 0;
 }
 
-/* The current task sent or received on `sk` (`ret`: the call's result). */
-static __always_inline void conn_used(struct sock *sk, long ret)
+/* The current task received on `sk` (`ret`: the call's result). */
+static __always_inline void conn_received(struct sock *sk, long ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct l7_conn_sock *cs;
-	struct l7_sys_event *e;
 	struct l7_sock_tuple t;
-	struct pt_regs *regs;
-	__u32 tgid = task->tgid, op = 0;
-	__s32 fd = -1;
+	__u32 tgid = task->tgid, op;
+	__s32 fd;
 
-	/* The hot path, one lookup per send/receive: this process was reported on this
-	 * socket already (it was in scope then), so nothing to check or do. */
+	/* The hot path, one lookup per receive: this process was reported on this socket
+	 * already (it was in scope then), so nothing to check or do. */
 	cs = bpf_sk_storage_get(&conn_socks, sk, 0, 0);
-	if (cs && cs->reported == tgid)
+	if (cs && (cs->reported == tgid || cs->connecting))
 		return;
 	if (!task_in_scope(task, tgid))
 		return;
@@ -878,58 +992,24 @@ static __always_inline void conn_used(struct sock *sk, long ret)
 	/* Storage that cannot be made (no memory) only means reporting again next time. */
 	if (!cs)
 		cs = bpf_sk_storage_get(&conn_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (cs)
-		cs->reported = tgid;
-
-	/* The call and fd from the syscall's saved registers (none for io_uring & co). */
-	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	if (!is_compat_syscall(task)) {
-		op = op_of(L7_SYSCALL_NR(regs));
-		if (op >= L7_OP_READ)
-			fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
-		else
-			op = 0;
-	}
+	current_call(task, &op, &fd);
 	if (cs) {
+		cs->reported = tgid;
 		cs->fd = fd;
 		cs->lport = t.lport;
 	}
 	report_process_once(tgid);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(L7_LOST_RINGBUF);
-		if (cs)
-			cs->reported = 0; /* try again on the next call */
-		return;
-	}
-	e->kind = L7_EV_SEEN;
-	e->op = op;
-	e->ts_enter = cs ? cs->open_ns : 0;
-	e->ts_exit = bpf_ktime_get_ns();
-	e->ret = ret;
-	e->bytes = ret > 0 ? ret : 0;
-	e->tgid = tgid;
-	e->tid = task->pid;
-	e->fd = fd;
-	e->role = cs ? cs->role : L7_ROLE_UNKNOWN;
-	__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
-	__builtin_memcpy(&e->sock, &t, sizeof(e->sock));
-	bpf_ringbuf_submit(e, 0);
+	if (!emit_seen(&t, cs, tgid, task->pid, task->comm, op, fd, ret) && cs)
+		cs->reported = 0; /* try again on the next call */
 }
 
-/* Both jobs of the socket tracepoints in one program each (tls_socket.h). */
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(l7_conn_send, struct sock *sk, int ret, int flags)
-{
-	conn_used(sk, ret);
-	l7_tls_note_socket(sk);
-	return 0;
-}
-
+/* Both jobs of the receive tracepoint in one program (tls_socket.h). Sends are not
+ * hooked: a client was reported at connect(), and a peer's first receive comes before
+ * (or without) any send in HTTP. */
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(l7_conn_recv, struct sock *sk, int ret, int flags)
 {
-	conn_used(sk, ret);
+	conn_received(sk, ret);
 	l7_tls_note_socket(sk);
 	return 0;
 }

@@ -3,13 +3,16 @@
  * SSL_write_ex (entry: remember the call; return: copy the bytes actually moved), and on
  * SSL_free (the connection is over).
  *
- * Which socket? OpenSSL's BIO (nginx: a socket BIO; curl: its own BIO) sends or receives
- * on the socket inside the SSL call, on the same thread. The socket layer's own
- * tracepoints (tp_btf/sock_send_length, sock_recv_length) hand us that struct sock when
- * a thread inside a tracked SSL call uses it: its TCP 4-tuple goes into the call's state
- * and, at return, is remembered per SSL object, since a later SSL_read may be served
- * from OpenSSL's buffer without touching the socket. The fd comes from the syscall's
- * saved registers. This is independent of OpenSSL's struct layouts (no rbio/fd
+ * Which socket? OpenSSL's BIO (nginx: a socket BIO; curl: its own BIO) receives on the
+ * socket inside the SSL call, on the same thread. The socket layer's own receive
+ * tracepoint (tp_btf/sock_recv_length) hands us that struct sock when a thread inside a
+ * tracked SSL call (SSL_do_handshake, a read, or a write that finishes a handshake)
+ * receives on it: its TCP 4-tuple goes into the call's state and, at return, is
+ * remembered per SSL object, since later calls may not touch the socket (writes only
+ * send, and a read may be served from OpenSSL's buffer). Sends are not watched: every
+ * watched call costs a dispatch on the host's every such call, and both ends of a TLS
+ * connection receive during the handshake. The fd comes from the syscall's saved
+ * registers. This is independent of OpenSSL's struct layouts (no rbio/fd
  * offsets), and unlike tp_btf/sys_enter it costs nothing on the host's other syscalls.
  * That part lives in tls_socket.h: in connections mode the syscall tracer's programs
  * on the same tracepoints do it, and this object's two are not loaded.
@@ -81,6 +84,7 @@ enum l7_tls_op {
 	L7_TLS_OP_READ_EX = 2,
 	L7_TLS_OP_WRITE = 3,
 	L7_TLS_OP_WRITE_EX = 4,
+	L7_TLS_OP_HANDSHAKE = 5, /* moves no plaintext: only learns the socket */
 };
 
 #include "tls_socket.h"
@@ -199,14 +203,15 @@ int BPF_KPROBE(l7_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *wri
 	return enter(L7_TLS_OP_WRITE_EX, ssl, buf, written);
 }
 
-/* ---- the nested socket call: which socket the SSL object uses ---- */
-
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(l7_tls_sock_send, struct sock *sk, int ret, int flags)
+/* Both ends receive during the handshake: its socket is known before the first
+ * SSL_write (only receives are watched, tls_socket.h). */
+SEC("uprobe")
+int BPF_KPROBE(l7_ssl_handshake, void *ssl)
 {
-	l7_tls_note_socket(sk);
-	return 0;
+	return enter(L7_TLS_OP_HANDSHAKE, ssl, NULL, NULL);
 }
+
+/* ---- the nested socket call: which socket the SSL object uses ---- */
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(l7_tls_sock_recv, struct sock *sk, int ret, int flags)

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Which socket an SSL call in flight uses: the socket layer's send/receive tracepoint
- * inside SSL_read/SSL_write says, for the thread's call in `tls_calls`.
+/* Which socket an SSL call in flight uses: the socket layer's receive tracepoint inside
+ * SSL_do_handshake/SSL_read says, for the thread's call in `tls_calls`.
  *
- * Shared by tls.bpf.c, whose own tracepoint programs call l7_tls_note_socket(), and
- * syscalls.bpf.c, whose connections-mode programs already run on those tracepoints and
- * call it too: one program per socket call instead of two (each costs a dispatch on
- * every send and receive of the host). User space then gives the TLS object this
- * object's two maps (reused fds) and leaves its own tracepoint programs unloaded.
+ * Shared by tls.bpf.c, whose own tracepoint program calls l7_tls_note_socket(), and
+ * syscalls.bpf.c, whose connections-mode program already runs on that tracepoint and
+ * calls it too: one program per receive instead of two (each costs a dispatch on every
+ * receive of the host). User space then gives the TLS object this object's two maps
+ * (reused fds) and leaves its own tracepoint program unloaded.
  *
  * Include after vmlinux.h, bpf_core_read.h, bpf_tracing.h, l7rec.h and sock_tuple.h,
  * with L7_TS_COMPAT and the L7_NR_* syscall numbers defined. */
@@ -80,14 +80,14 @@ static __always_inline int l7_tls_syscall_fd(struct task_struct *task)
 	return -1;
 }
 
-/* The current thread sends or receives on `sk`: if it is inside an SSL call that has
- * no socket yet, that call uses `sk`. */
+/* The current thread receives on `sk`: if it is inside an SSL call that has no socket
+ * yet, that call uses `sk`. */
 static __always_inline void l7_tls_note_socket(struct sock *sk)
 {
 	struct l7_tls_call *call;
 	__u64 pid_tgid, *inflight;
 
-	/* These tracepoints run on every socket send/receive on the host. */
+	/* This runs on every socket receive on the host. */
 	inflight = l7_tls_inflight();
 	if (!inflight || !*inflight)
 		return;

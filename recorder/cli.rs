@@ -81,9 +81,9 @@ pub struct RecordArgs {
     #[arg(long)]
     pub all_tcp: bool,
     /// Process attribution. `connections` (the default): which process uses which
-    /// connection, and when it opened and closed, from the socket layer's tracepoints
-    /// (runs only on socket sends/receives: a little more than tcpdump costs; `analyze`
-    /// needs no more). `calls`: also every connect, accept, close, send and receive on
+    /// connection, and when it opened and closed: a client is named at connect(), any
+    /// other process at its first receive on the connection (the programs run on TCP
+    /// state changes and socket receives only; `analyze` needs no more). `calls`: also every connect, accept, close, send and receive on
     /// a TCP socket of a kept flow, with entry/exit times, as syscall records (hooks
     /// every syscall of every task: costs a busy server a few microseconds per
     /// request, a fifth or more of its throughput). `off`: none. On kernels without

@@ -73,9 +73,10 @@ pub enum TraceMode {
     /// tp_btf/sys_enter and sys_exit, which run on every syscall of every task.
     #[default]
     Calls,
-    /// Each (process, connection) pair once, at the process's first send or receive
-    /// ([`SyscallEvent::Seen`]), from the socket layer's tracepoints: nothing runs on
-    /// other syscalls, and nothing more per call than one socket-storage lookup.
+    /// Each (process, connection) pair once ([`SyscallEvent::Seen`]): a client when it
+    /// connects, any other process at its first receive on the socket. From TCP's state
+    /// changes and the socket layer's receive tracepoint: nothing runs on sends or other
+    /// syscalls, and nothing more per receive than one socket-storage lookup.
     Connections,
 }
 
@@ -250,7 +251,8 @@ pub enum SyscallEvent {
         call: SyscallInfo,
     },
     /// [`TraceMode::Connections`]: a process used a connection for the first time. `call`
-    /// is that send or receive (fd -1 and no `op` when it did not come from one of the
+    /// is its `connect()` (no `op`; `exit_ns` is when the connection was established) or
+    /// its first receive (fd -1 and no `op` when it did not come from one of the
     /// read/write-family syscalls, e.g. io_uring); its `enter_ns` is the connection's
     /// open time (SYN sent, or handshake completed for an accepted one), 0 if the
     /// connection predates the recording.
@@ -377,7 +379,6 @@ impl SyscallTracer {
         open.progs.l7_sys_enter.set_autoload(calls);
         open.progs.l7_sys_exit.set_autoload(calls);
         open.progs.l7_conn_state.set_autoload(!calls);
-        open.progs.l7_conn_send.set_autoload(!calls);
         open.progs.l7_conn_recv.set_autoload(!calls);
         if !calls {
             open.maps.thread_state.set_max_entries(1)?;
@@ -394,7 +395,7 @@ impl SyscallTracer {
                  (needs a kernel with BTF-enabled tracepoints, 5.5+)"
             }
             TraceMode::Connections => {
-                "attaching tp_btf/inet_sock_set_state, sock_send_length, sock_recv_length, \
+                "attaching tp_btf/inet_sock_set_state, sock_recv_length, \
                  sched_process_exec/exit (needs kernel 6.3+)"
             }
         })?;

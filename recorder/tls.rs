@@ -1,11 +1,11 @@
 //! TLS plaintext: uprobes on OpenSSL 3 (`libssl.so.3`) and synthesized TCP/IP packets.
 //!
 //! [`TlsTracer`] loads `bpf/tls.bpf.c` and attaches it to `SSL_read`, `SSL_read_ex`,
-//! `SSL_write`, `SSL_write_ex` (entry and return) and `SSL_free` of each library given,
-//! for every process (pid -1) — the BPF side keeps only tasks of the recorder's network
-//! namespace. Its records carry the plaintext in chunks of at most 16 KiB, each with its
+//! `SSL_write`, `SSL_write_ex`, `SSL_do_handshake` (entry and return) and `SSL_free` of
+//! each library given, for every process (pid -1) — the BPF side keeps only tasks of the
+//! recorder's network namespace. Its records carry the plaintext in chunks of at most 16 KiB, each with its
 //! offset in the per-connection, per-direction plaintext stream, the process, and the
-//! socket's 4-tuple (learned from the socket syscall made inside the SSL call).
+//! socket's 4-tuple (learned from a receive made inside an SSL call on that object).
 //!
 //! [`TlsSynth`] turns those chunks into IPv4/IPv6 TCP segments with the real addresses
 //! and ports, for a dedicated capture interface ([`TLS_INTERFACE`], raw IP): per
@@ -104,8 +104,8 @@ pub struct TlsConfig {
     pub netns_ino: Option<u32>,
     /// Ringbuf size in bytes (power of two); 0 = default.
     pub ringbuf_bytes: u32,
-    /// The syscall tracer's maps, when its socket programs note sockets for this
-    /// tracer; `None`: it attaches socket programs of its own.
+    /// The syscall tracer's maps, when its receive program notes sockets for this
+    /// tracer; `None`: it attaches a receive program of its own.
     pub socket_maps: Option<TlsSocketMaps>,
 }
 
@@ -242,15 +242,14 @@ impl TlsTracer {
                 .tls_inflight
                 .reuse_fd(shared.inflight.as_fd())
                 .context("sharing the syscall tracer's tls_inflight map")?;
-            // Its programs on the same tracepoints do this job.
-            open.progs.l7_tls_sock_send.set_autoload(false);
+            // Its program on the same tracepoint does this job.
             open.progs.l7_tls_sock_recv.set_autoload(false);
         }
         let mut skel = open.load().context(
-            "loading the TLS BPF programs (uprobes, bpf_loop, tp_btf/sock_send_length: kernel 6.3+)",
+            "loading the TLS BPF programs (uprobes, bpf_loop, tp_btf/sock_recv_length: kernel 6.3+)",
         )?;
         skel.attach()
-            .context("attaching tp_btf/sock_send_length and sock_recv_length for the TLS tracer")?;
+            .context("attaching tp_btf/sock_recv_length for the TLS tracer")?;
 
         let mut links = Vec::new();
         for lib in &cfg.libs {
@@ -259,10 +258,12 @@ impl TlsTracer {
                 ("SSL_read_ex", &skel.progs.l7_ssl_read_ex, false),
                 ("SSL_write", &skel.progs.l7_ssl_write, false),
                 ("SSL_write_ex", &skel.progs.l7_ssl_write_ex, false),
+                ("SSL_do_handshake", &skel.progs.l7_ssl_handshake, false),
                 ("SSL_read", &skel.progs.l7_ssl_ret, true),
                 ("SSL_read_ex", &skel.progs.l7_ssl_ret, true),
                 ("SSL_write", &skel.progs.l7_ssl_ret, true),
                 ("SSL_write_ex", &skel.progs.l7_ssl_ret, true),
+                ("SSL_do_handshake", &skel.progs.l7_ssl_ret, true),
                 ("SSL_free", &skel.progs.l7_ssl_free, false),
             ];
             for (func, prog, retprobe) in probes {

@@ -431,7 +431,7 @@ fn keepalive_connection_opened_before_recording_is_picked_up() {
 }
 
 /// Test 4b: the same in the default (connections) mode, where the connection is only
-/// learned from the first send/receive after recording starts.
+/// learned from each side's first receive after recording starts.
 #[test]
 fn keepalive_preopened_connection_attributed_in_default_mode() {
     keepalive_preopened(&[]);
@@ -611,6 +611,55 @@ fn default_mode_attributes_without_per_call_records() {
         let uri = &url[url.rfind('/').unwrap_or(0)..];
         assert_transaction(&a, uri, run, comm, *pid);
     }
+}
+
+/// Test 4c': in the default mode only receives are hooked, so a client is named from its
+/// `connect()`: one that sends a request and closes without ever receiving is still the
+/// request's client, with the fd it connected and the connection's open time.
+#[test]
+fn default_mode_names_a_client_that_never_receives() {
+    let (ns, _www, nginx) = nginx_in_new_netns();
+    let dir = temp_dir();
+    let out = dir.path().join("cap.pcapng");
+    let sent = dir.path().join("sent");
+    let client = "import socket, sys, time\n\
+         s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)\n\
+         s.sendall(b'GET /index.html?mute=1 HTTP/1.1\\r\\nHost: m\\r\\nUser-Agent: mute\\r\\n\\r\\n')\n\
+         open(sys.argv[2], 'w').close()\n\
+         time.sleep(0.5)\n\
+         s.close()\n";
+    let mut rec = Recorder::start(&ns, &out, &[]);
+    rec.wait_ready(secs(10));
+    let client_pid = spawn_python(
+        &ns,
+        client,
+        &[&NGINX_PORT.to_string(), &sent.display().to_string()],
+    );
+    wait_for_file(&ns, &sent, secs(10), "the request sent");
+    thread::sleep(Duration::from_millis(500) + SETTLE);
+    rec.stop_ok(libc::SIGINT, secs(10));
+
+    let contents = read_capture(&out);
+    assert!(contents.error.is_none(), "{:?}", contents.error);
+    let mine: Vec<_> = contents
+        .connections
+        .iter()
+        .filter(|c| c.pid == client_pid)
+        .collect();
+    assert!(
+        mine.iter()
+            .any(|c| c.role == Role::Client && c.fd != u32::MAX && c.open_ns != 0),
+        "no client record with an fd and open time for pid {client_pid}: {:#?}",
+        contents.connections
+    );
+    let a = analyze_json(&out);
+    assert!(a.status.success(), "analyze failed: {}", a.stderr);
+    let rows = a.by_uri("/index.html?mute=1");
+    assert_eq!(rows.len(), 1, "{}\n{}", a.listing(), a.stderr);
+    let r = rows[0];
+    assert_eq!(r["client_comm"].as_str(), Some("python3"), "{r}");
+    assert_eq!(r["client_pid"].as_u64(), Some(u64::from(client_pid)), "{r}");
+    assert_eq!(r["server_pid"].as_u64(), Some(u64::from(nginx.pid)), "{r}");
 }
 
 /// Test 4d: `--comm` and `--pid` narrow attribution, in both modes: only the named

@@ -361,6 +361,68 @@ fn tls_sockets_are_found_in_every_attribution_mode() {
     }
 }
 
+/// Only receives are watched, so the socket of an SSL object is learned in its
+/// handshake: a TLS client that writes a request and closes without ever calling
+/// SSL_read still has every chunk placed on its connection, in every attribution mode.
+#[test]
+fn tls_client_that_never_reads_has_its_socket() {
+    require_tools(&["ip", "nginx", "openssl", "python3"]);
+    let ns = Netns::new();
+    let docroot = Docroot::new();
+    let _nginx = TlsNginx::start(&ns, &docroot);
+    let dir = temp_dir();
+    let client = "import socket, ssl, sys, time\n\
+         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n\
+         ctx.check_hostname = False\n\
+         ctx.verify_mode = ssl.CERT_NONE\n\
+         s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5))\n\
+         s.sendall(('GET /index.html?%s HTTP/1.1\\r\\nHost: w\\r\\n\\r\\n' % sys.argv[2]).encode())\n\
+         open(sys.argv[3], 'w').close()\n\
+         time.sleep(0.3)\n\
+         s.close()\n";
+    for mode in ["connections", "calls", "off"] {
+        let out = dir.path().join(format!("{mode}.pcapng"));
+        let sent = dir.path().join(format!("{mode}.sent"));
+        let mut rec = Recorder::start(&ns, &out, &["--tls", "--syscalls", mode]);
+        rec.wait_ready(secs(20));
+        let query = format!("writeonly={mode}");
+        spawn_python(
+            &ns,
+            client,
+            &[&TLS_PORT.to_string(), &query, &sent.display().to_string()],
+        );
+        wait_for_file(&ns, &sent, secs(10), "the TLS request sent");
+        thread::sleep(Duration::from_millis(600));
+        let exit = rec.stop(libc::SIGINT, secs(10));
+        assert!(exit.status.success(), "l7rec: {}", exit.stderr);
+        let without_socket = exit
+            .stderr
+            .split(" chunks without socket")
+            .next()
+            .and_then(|before| before.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        assert_eq!(
+            without_socket,
+            Some(0),
+            "--syscalls {mode}: {}",
+            exit.stderr
+        );
+        let a = analyze_json(&out);
+        let uri = format!("/index.html?{query}");
+        let rows = a.by_uri(&uri);
+        assert_eq!(rows.len(), 1, "--syscalls {mode}: {}", a.listing());
+        let row = rows[0];
+        let flags = row["flags"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        assert!(flags.contains(&serde_json::json!("tls")), "{row}");
+        if mode != "off" {
+            assert_eq!(row["client_comm"], "python3", "{row}");
+        }
+    }
+}
+
 #[test]
 fn redact_masks_secrets_in_tls_plaintext() {
     require_tools(&["ip", "nginx", "openssl", "python3", "curl", "tshark"]);
