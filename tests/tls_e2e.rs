@@ -317,10 +317,29 @@ fn no_tls_means_no_tls_interface() {
     assert!(a.rows.is_empty(), "{}", a.listing());
 }
 
+/// Stops the recorder and checks it exited cleanly having found the socket of every TLS
+/// chunk (its summary's "N chunks without socket" is 0).
+fn stop_with_every_chunk_placed(mut rec: Recorder, mode: &str) {
+    let exit = rec.stop(libc::SIGINT, secs(10));
+    assert!(exit.status.success(), "l7rec: {}", exit.stderr);
+    let without_socket = exit
+        .stderr
+        .split(" chunks without socket")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert_eq!(
+        without_socket,
+        Some(0),
+        "--syscalls {mode}: {}",
+        exit.stderr
+    );
+}
+
 /// Each socket mode of the TLS tracer finds the socket of an SSL call: its own
-/// tracepoint programs (`--syscalls calls` and `off`), or the connections-mode
-/// programs of the syscall tracer, which note sockets for it (the default; the test
-/// above). Without the socket, plaintext would have no addresses.
+/// receive program (`--syscalls calls` and `off`), or the connections-mode program of
+/// the syscall tracer, which notes sockets for it (the default; the test above).
+/// Without the socket, plaintext would have no addresses.
 #[test]
 fn tls_sockets_are_found_in_every_attribution_mode() {
     require_tools(&["ip", "nginx", "openssl", "python3", "curl"]);
@@ -334,20 +353,7 @@ fn tls_sockets_are_found_in_every_attribution_mode() {
         rec.wait_ready(secs(20));
         let (curl_pid, _) = curl_keepalive(&ns, &[], &["/index.html".to_owned()]);
         thread::sleep(Duration::from_millis(300));
-        let exit = rec.stop(libc::SIGINT, secs(10));
-        assert!(exit.status.success(), "l7rec: {}", exit.stderr);
-        let without_socket = exit
-            .stderr
-            .split(" chunks without socket")
-            .next()
-            .and_then(|before| before.rsplit(' ').next())
-            .and_then(|n| n.parse::<u64>().ok());
-        assert_eq!(
-            without_socket,
-            Some(0),
-            "--syscalls {mode}: {}",
-            exit.stderr
-        );
+        stop_with_every_chunk_placed(rec, mode);
         let a = analyze_json(&out);
         assert_eq!(a.rows.len(), 1, "--syscalls {mode}: {}", a.listing());
         let row = &a.rows[0];
@@ -393,20 +399,7 @@ fn tls_client_that_never_reads_has_its_socket() {
         );
         wait_for_file(&ns, &sent, secs(10), "the TLS request sent");
         thread::sleep(Duration::from_millis(600));
-        let exit = rec.stop(libc::SIGINT, secs(10));
-        assert!(exit.status.success(), "l7rec: {}", exit.stderr);
-        let without_socket = exit
-            .stderr
-            .split(" chunks without socket")
-            .next()
-            .and_then(|before| before.rsplit(' ').next())
-            .and_then(|n| n.parse::<u64>().ok());
-        assert_eq!(
-            without_socket,
-            Some(0),
-            "--syscalls {mode}: {}",
-            exit.stderr
-        );
+        stop_with_every_chunk_placed(rec, mode);
         let a = analyze_json(&out);
         let uri = format!("/index.html?{query}");
         let rows = a.by_uri(&uri);
