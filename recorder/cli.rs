@@ -83,12 +83,13 @@ pub struct RecordArgs {
     /// Process attribution. `connections` (the default): which process uses which
     /// connection, and when it opened and closed: a client is named at connect(), any
     /// other process at its first receive on the connection (the programs run on TCP
-    /// state changes and socket receives only; `analyze` needs no more). `calls`: also every connect, accept, close, send and receive on
-    /// a TCP socket of a kept flow, with entry/exit times, as syscall records (hooks
-    /// every syscall of every task: costs a busy server a few microseconds per
-    /// request, a fifth or more of its throughput). `off`: none. On kernels without
-    /// the socket tracepoints (before 6.3) the default falls back to `calls`. Costs:
-    /// BENCHMARKS.md.
+    /// state changes and socket receives only; `analyze` needs no more; costs about
+    /// what tcpdump does). `calls`: also every connect, accept, close, send and
+    /// receive on a TCP socket of a kept flow, with entry/exit times, as syscall
+    /// records (hooks every syscall of every task: costs a busy server a few
+    /// microseconds per request, a fifth or more of its throughput). `off`: none. On
+    /// kernels without the socket tracepoints (before 6.3) the default falls back to
+    /// `calls`. Costs: BENCHMARKS.md.
     #[arg(long, value_enum, value_name = "MODE")]
     pub syscalls: Option<SyscallMode>,
     /// Same as `--syscalls off`.
