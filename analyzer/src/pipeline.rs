@@ -167,9 +167,9 @@ fn deliver(
 /// their connections end. Flow ids are offset by `flow_base`. With one thread, reading
 /// runs on the calling thread between rounds (a truly single-threaded analysis);
 /// otherwise a read-ahead thread reads (and decompresses), a parsing thread fills
-/// rounds, and a pool of `threads - 1` workers processes the previous round, whose
-/// segments refer to the read-ahead chunks instead of copies. `on_progress(bytes_read)`
-/// is called per round.
+/// rounds, a pool of `threads - 1` workers processes them one after another (their
+/// segments refer to the read-ahead chunks instead of copies), and the calling thread
+/// delivers each processed round. `on_progress(bytes_read)` is called per round.
 pub fn analyze_file(
     path: &Path,
     threads: usize,
@@ -236,7 +236,9 @@ pub fn analyze_file(
     } else {
         // Used rounds go back to the reader, so their buffers are allocated once.
         let (tx, rx) = sync_channel::<Round>(2);
+        let (done_tx, done_rx) = sync_channel::<(Vec<Transaction>, Round)>(2);
         let (back_tx, back_rx) = sync_channel::<Round>(3);
+        let (tables, attribution) = (&mut work.tables, &mut work.attribution);
         std::thread::scope(|s| {
             let rounds = &mut rounds;
             s.spawn(move || loop {
@@ -248,37 +250,31 @@ pub fn analyze_file(
                     break;
                 }
             });
-            // Owned here, so an early return drops it and a reader blocked on a full
-            // channel gets an error instead of waiting forever (the scope joins it).
-            let rx = rx;
-            // Round k's segments are processed on the pool while this thread delivers
-            // round k-1's transactions (attribution, sorting, output formatting).
-            let mut pending = Vec::new();
-            for mut round in rx.iter() {
-                let (tables, pool) = (&mut work.tables, work.pool);
-                let (done, result) = std::thread::scope(|s| {
-                    let processing = s.spawn(|| process(pool, tables, &mut round));
-                    let result = deliver(
-                        std::mem::take(&mut pending),
-                        &work.attribution,
-                        work.flow_base,
-                        sink,
-                    );
-                    let done = processing
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    (done, result)
-                });
-                progress();
-                if let Err(e) = result {
-                    // Dropping the receiver stops the reader.
+            // Rounds are processed back to back on the pool, never waiting for the
+            // delivery of the previous one: the pool is the pipeline's longest stage.
+            s.spawn(move || {
+                for mut round in rx.iter() {
+                    let done = process(pool, tables, &mut round);
+                    if done_tx.send((done, round)).is_err() {
+                        break;
+                    }
+                }
+            });
+            // Owned here, so an early return drops it and the threads above, blocked
+            // on a full channel, get an error instead of waiting forever (the scope
+            // joins them).
+            let done_rx = done_rx;
+            // A round's records are taken in before its transactions are attributed,
+            // sorted and formatted, here, while the pool processes later rounds.
+            for (done, mut round) in done_rx.iter() {
+                add_records(attribution, &mut round);
+                if let Err(e) = deliver(done, attribution, flow_base, sink) {
                     return Some(e);
                 }
-                work.add_records(&mut round);
-                pending = done;
+                progress();
                 let _ = back_tx.try_send(round);
             }
-            deliver(pending, &work.attribution, work.flow_base, sink).err()
+            None
         })
     };
     let (read, read_error) = rounds.finish();
@@ -314,20 +310,20 @@ impl Work<'_> {
     /// Processes a round on the pool, delivers the finished transactions, and returns
     /// the emptied round for reuse.
     fn round(&mut self, mut round: Round, sink: &mut Sink<'_>) -> (Round, io::Result<()>) {
-        self.add_records(&mut round);
+        add_records(&mut self.attribution, &mut round);
         let done = process(self.pool, &mut self.tables, &mut round);
         let result = deliver(done, &self.attribution, self.flow_base, sink);
         (round, result)
     }
+}
 
-    /// Takes the round's process and connection records into the attribution.
-    fn add_records(&mut self, round: &mut Round) {
-        for r in round.records.drain(..) {
-            match r {
-                Record::Process(p) => self.attribution.add_process(&p),
-                Record::Connection(c) => self.attribution.add_connection(&c),
-                _ => {}
-            }
+/// Takes the round's process and connection records into the attribution.
+fn add_records(attribution: &mut Attribution, round: &mut Round) {
+    for r in round.records.drain(..) {
+        match r {
+            Record::Process(p) => attribution.add_process(&p),
+            Record::Connection(c) => attribution.add_connection(&c),
+            _ => {}
         }
     }
 }
