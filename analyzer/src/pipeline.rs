@@ -5,12 +5,12 @@
 //! decodes each frame down to TCP and appends the segment to the batch of the shard
 //! its connection hashes to (with read-ahead, its payload as a reference into the
 //! chunk it lies in, not a copy). Full rounds of batches go through a bounded channel
-//! to the rayon pool, which runs the shards in parallel; a connection always lives in
-//! the same shard, so shards never share state. The transactions of connections that
-//! ended in a round are attributed to processes, sorted by start time and handed to
-//! the caller's sink while the pool processes the next round: memory is bounded by a
-//! few rounds in flight plus the open connections' own buffers, whatever the size of
-//! the file.
+//! to the thread that processes them (with three threads or more, a rayon pool that
+//! runs the shards in parallel); a connection always lives in the same shard, so
+//! shards never share state. The transactions of connections that ended in a round are
+//! attributed to processes, sorted by start time and handed to the caller's sink while
+//! the next round is processed: memory is bounded by a few rounds in flight plus the
+//! open connections' own buffers, whatever the size of the file.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -165,11 +165,11 @@ fn deliver(
 
 /// Analyzes one capture file with `threads` threads, handing transactions to `sink` as
 /// their connections end. Flow ids are offset by `flow_base`. With one thread, reading
-/// runs on the calling thread between rounds (a truly single-threaded analysis);
+/// and processing take turns on the calling thread (a truly single-threaded analysis);
 /// otherwise a read-ahead thread reads (and decompresses), a parsing thread fills
-/// rounds, a pool of `threads - 1` workers processes them one after another (their
-/// segments refer to the read-ahead chunks instead of copies), and the calling thread
-/// delivers each processed round. `on_progress(bytes_read)` is called per round.
+/// rounds, `threads - 1` workers process them one after another (one thread of its own
+/// for two threads, a rayon pool beyond; their segments refer to the read-ahead chunks
+/// instead of copies), and the calling thread delivers each processed round. `on_progress(bytes_read)` is called per round.
 pub fn analyze_file(
     path: &Path,
     threads: usize,
@@ -201,21 +201,26 @@ pub fn analyze_file(
     })?;
     // The reading and parsing threads keep about one core busy between them.
     let workers = if inline { 1 } else { threads - 1 };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("l7rec-analyze-{i}"))
-        .build()
-        .map_err(|e| AnalyzeError::Threads {
-            threads,
-            reason: e.to_string(),
-        })?;
-    let pool = &pool;
+    let shard_workers = if workers > 1 {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("l7rec-analyze-{i}"))
+            .build()
+            .map_err(|e| AnalyzeError::Threads {
+                threads,
+                reason: e.to_string(),
+            })?;
+        Workers::Pool(pool)
+    } else {
+        Workers::Here
+    };
+    let shard_workers = &shard_workers;
     let shards = workers * SHARDS_PER_THREAD;
     let mut rounds = RoundReader::new(reader, shards);
     let mut work = Work {
         tables: (0..shards).map(|_| FlowTable::new(cfg)).collect(),
         attribution: Attribution::default(),
-        pool,
+        shard_workers,
         flow_base,
     };
     let progress = || on_progress(count.load(Ordering::Relaxed));
@@ -250,11 +255,11 @@ pub fn analyze_file(
                     break;
                 }
             });
-            // Rounds are processed back to back on the pool, never waiting for the
-            // delivery of the previous one: the pool is the pipeline's longest stage.
+            // Rounds are processed back to back, never waiting for the delivery of the
+            // previous one: processing is the pipeline's longest stage.
             s.spawn(move || {
                 for mut round in rx.iter() {
-                    let done = process(pool, tables, &mut round);
+                    let done = process(shard_workers, tables, &mut round);
                     if done_tx.send((done, round)).is_err() {
                         break;
                     }
@@ -265,7 +270,7 @@ pub fn analyze_file(
             // joins them).
             let done_rx = done_rx;
             // A round's records are taken in before its transactions are attributed,
-            // sorted and formatted, here, while the pool processes later rounds.
+            // sorted and formatted, here, while later rounds are processed.
             for (done, mut round) in done_rx.iter() {
                 add_records(attribution, &mut round);
                 if let Err(e) = deliver(done, attribution, flow_base, sink) {
@@ -281,8 +286,12 @@ pub fn analyze_file(
     if let Some(e) = failed {
         return Err(AnalyzeError::Output { source: e });
     }
-    let finished: Vec<(Vec<Transaction>, FlowTotals)> =
-        pool.install(|| work.tables.into_par_iter().map(FlowTable::finish).collect());
+    let finished: Vec<(Vec<Transaction>, FlowTotals)> = match shard_workers {
+        Workers::Here => work.tables.into_iter().map(FlowTable::finish).collect(),
+        Workers::Pool(pool) => {
+            pool.install(|| work.tables.into_par_iter().map(FlowTable::finish).collect())
+        }
+    };
     let mut flows = FlowTotals::default();
     let mut rest = Vec::new();
     for (txs, t) in finished {
@@ -298,20 +307,29 @@ pub fn analyze_file(
     })
 }
 
+/// Where the shards of a round are processed.
+enum Workers {
+    /// On the thread that has the round: a pool of one would only move the work (and
+    /// the round's data) to another core and back.
+    Here,
+    /// In parallel on a pool of several threads.
+    Pool(rayon::ThreadPool),
+}
+
 /// The connection shards and what applies to all of them.
 struct Work<'p> {
     tables: Vec<FlowTable>,
     attribution: Attribution,
-    pool: &'p rayon::ThreadPool,
+    shard_workers: &'p Workers,
     flow_base: u64,
 }
 
 impl Work<'_> {
-    /// Processes a round on the pool, delivers the finished transactions, and returns
+    /// Processes a round, delivers the finished transactions, and returns
     /// the emptied round for reuse.
     fn round(&mut self, mut round: Round, sink: &mut Sink<'_>) -> (Round, io::Result<()>) {
         add_records(&mut self.attribution, &mut round);
-        let done = process(self.pool, &mut self.tables, &mut round);
+        let done = process(self.shard_workers, &mut self.tables, &mut round);
         let result = deliver(done, &self.attribution, self.flow_base, sink);
         (round, result)
     }
@@ -328,33 +346,38 @@ fn add_records(attribution: &mut Attribution, round: &mut Round) {
     }
 }
 
-/// Runs the round's segments through their shards on the pool (emptying its batches);
-/// returns the transactions of connections that ended.
-fn process(
-    pool: &rayon::ThreadPool,
-    tables: &mut [FlowTable],
-    round: &mut Round,
-) -> Vec<Transaction> {
+/// Runs the round's segments through their shards (emptying its batches); returns the
+/// transactions of connections that ended.
+fn process(workers: &Workers, tables: &mut [FlowTable], round: &mut Round) -> Vec<Transaction> {
     let chunks = &round.chunks;
-    let done = pool.install(|| {
-        tables
-            .par_iter_mut()
-            .zip(round.batches.par_iter_mut())
-            .flat_map_iter(|(table, batch)| {
-                for (m, p) in batch.metas.iter().zip(&batch.payloads) {
-                    let from = match p.chunk {
-                        COPIED => &batch.data[..],
-                        i => &chunks[i as usize][..],
-                    };
-                    table.segment(m, &from[p.start as usize..][..p.len as usize]);
-                }
-                batch.metas.clear();
-                batch.payloads.clear();
-                batch.data.clear();
-                table.take_done()
-            })
-            .collect()
-    });
+    let shard = |(table, batch): (&mut FlowTable, &mut Batch)| {
+        for (m, p) in batch.metas.iter().zip(&batch.payloads) {
+            let from = match p.chunk {
+                COPIED => &batch.data[..],
+                i => &chunks[i as usize][..],
+            };
+            table.segment(m, &from[p.start as usize..][..p.len as usize]);
+        }
+        batch.metas.clear();
+        batch.payloads.clear();
+        batch.data.clear();
+        table.take_done()
+    };
+    let batches = &mut round.batches;
+    let done = match workers {
+        Workers::Here => tables
+            .iter_mut()
+            .zip(batches.iter_mut())
+            .flat_map(shard)
+            .collect(),
+        Workers::Pool(pool) => pool.install(|| {
+            tables
+                .par_iter_mut()
+                .zip(batches.par_iter_mut())
+                .flat_map_iter(shard)
+                .collect()
+        }),
+    };
     // The reader reuses a chunk once nothing holds it.
     round.chunks.clear();
     done

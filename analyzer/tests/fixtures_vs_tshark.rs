@@ -121,10 +121,10 @@ fn tshark_view(path: &Path) -> BTreeMap<Conn, Vec<Exchange>> {
     view
 }
 
-/// l7rec's view, same shape, and the JSON lines report.
-fn l7rec_view(path: &Path) -> (BTreeMap<Conn, Vec<Exchange>>, String) {
+/// l7rec's view with `threads` threads, same shape, and the JSON lines report.
+fn l7rec_view(path: &Path, threads: usize) -> (BTreeMap<Conn, Vec<Exchange>>, String) {
     let opts = Options {
-        threads: Some(2),
+        threads: Some(threads),
         without_headers: true,
     };
     let a = analyze(&[path], &opts, &|_, _| {}).unwrap();
@@ -185,7 +185,7 @@ fn every_fixture_agrees_with_tshark_and_expected_output() {
     let mut failures = Vec::new();
     for path in fixtures() {
         let name = path.display().to_string();
-        let (ours, json) = l7rec_view(&path);
+        let (ours, json) = l7rec_view(&path, 2);
         let mut theirs = tshark_view(&path);
         add_documented_differences(&path, &mut theirs);
         assert!(
@@ -213,4 +213,21 @@ fn every_fixture_agrees_with_tshark_and_expected_output() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// One thread (reading, parsing and processing taking turns), two (each on a thread of
+/// its own) and three (shards processed on a pool) must report the same, byte for byte.
+#[test]
+fn every_thread_count_reports_the_same() {
+    for path in fixtures() {
+        let (_, two) = l7rec_view(&path, 2);
+        for threads in [1, 3] {
+            let (_, json) = l7rec_view(&path, threads);
+            assert!(
+                json == two,
+                "{}: --threads {threads} differs from --threads 2\n--- 2\n{two}--- {threads}\n{json}",
+                path.display()
+            );
+        }
+    }
 }
