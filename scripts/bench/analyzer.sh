@@ -13,9 +13,10 @@
 #     on the plain pcap and on the l7rec zstd pcapng
 #   tshark -r F -2 -o tcp.reassemble_out_of_order:TRUE -Y http.request \
 #     -T fields -e http.request.method -e http.request.uri    (on the plain pcap)
-# and prints medians of wall time, MB/s of uncompressed capture, transactions/s,
-# peak RSS (/usr/bin/time -v), ratio l7rec/tshark on the same file, 1 -> N thread
-# speed-up; checks the request counts of l7rec, tshark and the generator agree.
+# and prints medians of wall time, CPU time (user + system), MB/s of uncompressed
+# capture, transactions/s, peak RSS (/usr/bin/time -v), ratio l7rec/tshark on the same
+# file, 1 -> N thread speed-up (of the medians, and the median of the ratios of runs made
+# back to back); checks the request counts of l7rec, tshark and the generator agree.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -54,7 +55,8 @@ gen() {
 }
 meta() { sed -n "s/.* $2=\([0-9]*\).*/\1/p" "$1.meta"; }
 
-# timed OUTFILE CMD... : runs CMD with stdout to OUTFILE; sets WALL (s) and RSS (MB).
+# timed OUTFILE CMD... : runs CMD with stdout to OUTFILE; sets WALL (s), CPU (user +
+# system s) and RSS (MB).
 timed() {
     local out=$1 tf; shift
     tf=$(mktemp)
@@ -62,6 +64,7 @@ timed() {
     "$TIME" -v -o "$tf" "$@" >"$out" 2>/dev/null || { cat "$tf" >&2; rm -f "$tf"; die "failed: $*"; }
     WALL=$(calc "$EPOCHREALTIME - $t0")
     RSS=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$tf")
+    CPU=$(awk -F': ' '/(User|System) time \(seconds\)/ {s += $2} END {printf "%.2f", s}' "$tf")
     rm -f "$tf"
 }
 
@@ -81,22 +84,22 @@ count_l7rec() { "$L7REC" analyze "$1" --format json | grep -c '"method":"' || tr
 N_PCAP=$(count_l7rec "$PCAP")
 N_ZST=$(count_l7rec "$ZST")
 
-declare -A W R
-add() { W[$1]="${W[$1]:-} $2"; R[$1]="${R[$1]:-} $3"; }
+declare -A W R C
+add() { W[$1]="${W[$1]:-} $WALL"; R[$1]="${R[$1]:-} $RSS"; C[$1]="${C[$1]:-} $CPU"; }
 N_TSHARK=
 for run in $(seq 1 "$RUNS"); do
     for cfg in pcap:all pcap:1 zst:all zst:1; do
         f=$PCAP; [ "${cfg%%:*}" = zst ] && f=$ZST
         t=(); [ "${cfg##*:}" = 1 ] && t=(--threads 1)
         timed /dev/null "$L7REC" analyze "$f" --format json "${t[@]}"
-        add "l7rec:$cfg" "$WALL" "$RSS"
+        add "l7rec:$cfg"
     done
     if [ "$run" -le "$TSHARK_RUNS" ]; then
         tout=$(mktemp)
         timed "$tout" tshark -r "$PCAP" -2 -o tcp.reassemble_out_of_order:TRUE -Y http.request \
             -T fields -e http.request.method -e http.request.uri
         N_TSHARK=$(wc -l <"$tout"); rm -f "$tout"
-        add tshark "$WALL" "$RSS"
+        add tshark
     fi
     echo "run $run/$RUNS done" >&2
 done
@@ -107,7 +110,7 @@ if [ "$RSS2G" = 1 ]; then
     ZST2_BYTES=$(meta "$ZST2" uncompressed_bytes)
     for run in $(seq 1 "$RUNS"); do
         timed /dev/null "$L7REC" analyze "$ZST2" --format json
-        add "l7rec:zst2g:all" "$WALL" "$RSS"
+        add "l7rec:zst2g:all"
     done
     N_ZST2=$(count_l7rec "$ZST2")
     TRUTH2=$(meta "$ZST2" requests)
@@ -115,12 +118,12 @@ fi
 
 echo
 echo "=== analyzer benchmark: medians of $RUNS runs (tshark: $TSHARK_RUNS) ==="
-printf '%-34s %9s %10s %12s %10s\n' "configuration" "wall s" "MB/s" "tx/s" "peak RSS MB"
+printf '%-34s %9s %7s %10s %12s %10s\n' "configuration" "wall s" "CPU s" "MB/s" "tx/s" "peak RSS MB"
 row() { # key label bytes requests
     local w r
     w=$(median ${W[$1]}); r=$(median ${R[$1]})
-    printf '%-34s %9s %10s %12s %10s\n' "$2" "$(fmt 2 "$w")" "$(fmt 0 "$(calc "$3/1e6/$w")")" \
-        "$(fmt 0 "$(calc "$4/$w")")" "$(fmt 0 "$r")"
+    printf '%-34s %9s %7s %10s %12s %10s\n' "$2" "$(fmt 2 "$w")" "$(fmt 2 "$(median ${C[$1]})")" \
+        "$(fmt 0 "$(calc "$3/1e6/$w")")" "$(fmt 0 "$(calc "$4/$w")")" "$(fmt 0 "$r")"
 }
 row l7rec:pcap:all "l7rec analyze pcap, $THREADS threads" "$PCAP_BYTES" "$TRUTH"
 row l7rec:pcap:1 "l7rec analyze pcap, 1 thread" "$PCAP_BYTES" "$TRUTH"
@@ -132,8 +135,15 @@ row l7rec:zst:1 "l7rec analyze zstd, 1 thread" "$ZST_BYTES" "$TRUTH"
 echo "per-run wall s:"
 for k in "${!W[@]}"; do echo "  $k:${W[$k]}"; done | sort
 m() { median ${W[$1]}; }
+# paired SLOW FAST: median over runs of SLOW's wall time / FAST's in the same run (the
+# two ran one after the other, so drift of the machine's speed mostly cancels).
+paired() {
+    # shellcheck disable=SC2046 # one number per run
+    median $(paste -d/ <(printf '%s\n' ${W[$1]}) <(printf '%s\n' ${W[$2]}) | awk -F/ '{print $1 / $2}')
+}
 echo
 echo "speed-up 1 -> $THREADS threads: pcap $(fmt 2 "$(calc "$(m l7rec:pcap:1)/$(m l7rec:pcap:all)")")x, zstd $(fmt 2 "$(calc "$(m l7rec:zst:1)/$(m l7rec:zst:all)")")x   (target >= 1.7x)"
+echo "  median of the runs' own ratios: pcap $(fmt 2 "$(paired l7rec:pcap:1 l7rec:pcap:all)")x, zstd $(fmt 2 "$(paired l7rec:zst:1 l7rec:zst:all)")x"
 if [ "$TSHARK_RUNS" -gt 0 ]; then
     echo "throughput l7rec/tshark on the same pcap: $(fmt 1 "$(calc "$(m tshark)/$(m l7rec:pcap:all)")")x ($THREADS threads), $(fmt 1 "$(calc "$(m tshark)/$(m l7rec:pcap:1)")")x (1 thread)   (target >= 20x)"
 fi
