@@ -169,7 +169,8 @@ fn deliver(
 /// otherwise a read-ahead thread reads (and decompresses), a parsing thread fills
 /// rounds, `threads - 1` workers process them one after another (one thread of its own
 /// for two threads, a rayon pool beyond; their segments refer to the read-ahead chunks
-/// instead of copies), and the calling thread delivers each processed round. `on_progress(bytes_read)` is called per round.
+/// instead of copies), and the calling thread delivers each processed round.
+/// `on_progress(bytes_read)` is called per round.
 pub fn analyze_file(
     path: &Path,
     threads: usize,
@@ -325,8 +326,8 @@ struct Work<'p> {
 }
 
 impl Work<'_> {
-    /// Processes a round, delivers the finished transactions, and returns
-    /// the emptied round for reuse.
+    /// Processes a round, delivers the finished transactions, and returns the emptied
+    /// round for reuse.
     fn round(&mut self, mut round: Round, sink: &mut Sink<'_>) -> (Round, io::Result<()>) {
         add_records(&mut self.attribution, &mut round);
         let done = process(self.shard_workers, &mut self.tables, &mut round);
