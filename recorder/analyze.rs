@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::num::NonZeroUsize;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,7 +42,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         })
     };
     let opts = l7rec_analyzer::Options {
-        threads: args.threads,
+        threads: args.threads.map(NonZeroUsize::get),
         without_headers: kind != Kind::Transactions(Format::Har),
     };
     let mut out: Box<dyn Write> = match &args.output {

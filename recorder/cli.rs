@@ -1,5 +1,6 @@
 //! Command line of the `l7rec` binary.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -159,9 +160,10 @@ pub struct AnalyzeArgs {
     /// Write the report here instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: Option<PathBuf>,
-    /// Worker threads (default: one per core).
+    /// Threads in all (default: one per core). With 2 or more, reading, parsing,
+    /// processing and output run beside each other; 1 does everything on one thread.
     #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    pub threads: Option<NonZeroUsize>,
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
@@ -230,5 +232,13 @@ mod tests {
         assert!(parse("0").is_err(), "port 0 matches nothing");
         assert!(parse("65536").is_err());
         assert!(parse("8080").is_ok());
+    }
+
+    #[test]
+    fn zero_threads_is_refused() {
+        use clap::Parser;
+        let parse = |n: &str| Cli::try_parse_from(["l7rec", "analyze", "f", "--threads", n]);
+        assert!(parse("0").is_err(), "no thread would analyze anything");
+        assert!(parse("1").is_ok());
     }
 }
