@@ -3,8 +3,8 @@
 //! One thread parses (decompression and block parsing are sequential by nature; the
 //! reading and decompressing itself runs on the capture reader's read-ahead thread),
 //! decodes each frame down to TCP and appends the segment to the batch of the shard
-//! its connection hashes to (with read-ahead, its payload as a reference into the
-//! chunk it lies in, not a copy). Full rounds of batches go through a bounded channel
+//! its connection hashes to (its payload as a reference into the reader's chunk it
+//! lies in, not a copy). Full rounds of batches go through a bounded channel
 //! to the thread that processes them (with three threads or more, a rayon pool that
 //! runs the shards in parallel); a connection always lives in the same shard, so
 //! shards never share state. The transactions of connections that ended in a round are
@@ -44,7 +44,8 @@ const SHARDS_PER_THREAD: usize = 8;
 struct Batch {
     metas: Vec<SegmentMeta>,
     payloads: Vec<Payload>,
-    /// Payloads copied out of the reader's buffer (when it cannot be shared).
+    /// Payloads copied, when one does not lie in a chunk of the reader's (none does
+    /// today: frames are parsed in place).
     data: Vec<u8>,
 }
 
@@ -168,8 +169,8 @@ fn deliver(
 /// and processing take turns on the calling thread (a truly single-threaded analysis);
 /// otherwise a read-ahead thread reads (and decompresses), a parsing thread fills
 /// rounds, `threads - 1` workers process them one after another (one thread of its own
-/// for two threads, a rayon pool beyond; their segments refer to the read-ahead chunks
-/// instead of copies), and the calling thread delivers each processed round.
+/// for two threads, a rayon pool beyond), and the calling thread delivers each
+/// processed round. Segments refer to the reader's chunks instead of copies.
 /// `on_progress(bytes_read)` is called per round.
 pub fn analyze_file(
     path: &Path,
@@ -388,12 +389,12 @@ fn process(workers: &Workers, tables: &mut [FlowTable], round: &mut Round) -> Ve
 /// chunk it lies in, added to the round's `chunks` once), or else copied to `data`.
 fn payload_of(
     payload: &[u8],
-    chunk: Option<&SharedChunk>,
+    chunk: &SharedChunk,
     chunks: &mut Vec<SharedChunk>,
     data: &mut Vec<u8>,
 ) -> Payload {
     let len = payload.len() as u32;
-    if let Some((chunk, range)) = chunk.and_then(|c| Some((c, c.range_of(payload)?))) {
+    if let Some(range) = chunk.range_of(payload) {
         if !chunks.last().is_some_and(|last| last.same(chunk)) {
             chunks.push(chunk.clone());
         }

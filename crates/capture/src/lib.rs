@@ -59,16 +59,16 @@
 //! the kill is reported as truncation). No zstd skippable frames are written (tshark
 //! 4.4 rejects them).
 
+mod chunks;
 pub mod pcapng;
-mod read_ahead;
 mod reader;
 pub mod record;
 mod types;
 mod writer;
 mod zstd_frames;
 
+pub use chunks::SharedChunk;
 pub use pcapng::L7REC_PEN;
-pub use read_ahead::SharedChunk;
 pub use reader::{
     CaptureReader, Event, Format, InputCompression, Packet, ReadError, MAX_BLOCK_LEN,
 };

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use crate::chunks::{read_chunk, Chunks, SharedChunk, HEADROOM};
 use crate::pcapng::*;
-use crate::read_ahead::{read_chunk, ReadAhead, SharedChunk, HEADROOM};
 use crate::record::{decode_records, Record, RecordError};
 use crate::types::{Direction, Interface, InterfaceStats};
 
@@ -95,11 +95,10 @@ pub struct Packet<'a> {
     pub process: Option<(u32, u32)>,
     /// First `opt_comment`, when present.
     pub comment: Option<&'a str>,
-    /// With read-ahead ([`CaptureReader::with_read_ahead`]): the chunk of input that
-    /// holds `data`. Keeping a clone keeps those bytes (find them with
-    /// [`SharedChunk::range_of`]) beyond the next event without copying them; the
-    /// reader reuses a chunk once every clone is gone.
-    pub chunk: Option<&'a SharedChunk>,
+    /// The chunk of input that holds `data`. Keeping a clone keeps those bytes (find
+    /// them with [`SharedChunk::range_of`]) beyond the next event without copying them;
+    /// the reader reuses a chunk once every clone is gone.
+    pub chunk: &'a SharedChunk,
 }
 
 /// One item of a capture, in file order.
@@ -190,13 +189,11 @@ struct IfaceState {
 /// Iterate with [`next_event`](Self::next_event); after it returns an error the
 /// reader is done, and everything before the error has been returned.
 pub struct CaptureReader {
-    src: Box<dyn Read + Send>,
-    /// Set when a background thread reads `src` (see [`Self::with_read_ahead`]).
-    ahead: Option<ReadAhead>,
+    /// The input, in chunks (read here, or ahead by a thread: [`Self::with_read_ahead`]).
+    chunks: Chunks,
     src_error: Option<io::Error>,
     src_eof: bool,
-    /// Shared with callers (see [`Packet::chunk`]) only with read-ahead; otherwise never
-    /// cloned, so changing it in place does not copy.
+    /// The current chunk, shared with callers (see [`Packet::chunk`]).
     buf: SharedChunk,
     /// Start of unconsumed data in `buf`.
     pos: usize,
@@ -211,8 +208,6 @@ pub struct CaptureReader {
     done: bool,
 }
 
-const READ_CHUNK: usize = 256 * 1024;
-
 impl CaptureReader {
     /// Opens a capture file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
@@ -221,14 +216,13 @@ impl CaptureReader {
         Self::new(file)
     }
 
-    /// Reads a capture from any byte stream.
+    /// Reads a capture from any byte stream, on the calling thread.
     pub fn new(input: impl Read + Send + 'static) -> Result<Self, ReadError> {
         Self::open_stream(input, false)
     }
 
     /// Like [`new`](Self::new), but a background thread reads (and decompresses) the
-    /// input ahead of the parser, at most a few MiB ahead, so the two run in parallel
-    /// and the parser never copies the bulk of the data.
+    /// input ahead of the parser, at most a few MiB ahead, so the two run in parallel.
     pub fn with_read_ahead(input: impl Read + Send + 'static) -> Result<Self, ReadError> {
         Self::open_stream(input, true)
     }
@@ -254,16 +248,13 @@ impl CaptureReader {
             ),
             _ => (InputCompression::None, Box::new(prefix)),
         };
-        let (src, ahead): (Box<dyn Read + Send>, _) = if ahead {
-            let thread =
-                ReadAhead::spawn(src).map_err(|source| ReadError::Io { offset: 0, source })?;
-            (Box::new(io::empty()), Some(thread))
+        let chunks = if ahead {
+            Chunks::ahead(src).map_err(|source| ReadError::Io { offset: 0, source })?
         } else {
-            (src, None)
+            Chunks::here(src)
         };
         let mut r = CaptureReader {
-            src,
-            ahead,
+            chunks,
             src_error: None,
             src_eof: false,
             buf: SharedChunk(Arc::new(Vec::new())),
@@ -335,46 +326,12 @@ impl CaptureReader {
 
     // ---- framing ----
 
-    /// Makes at least `n` bytes available at `pos` unless the input ends first.
+    /// Makes at least `n` bytes available at `pos` unless the input ends first: the
+    /// unconsumed tail moves into the next chunk's headroom and that chunk becomes the
+    /// buffer.
     fn fill(&mut self, n: usize) {
-        if self.end - self.pos >= n {
-            return;
-        }
-        if self.ahead.is_some() {
-            return self.fill_ahead(n);
-        }
-        let buf = Arc::make_mut(&mut self.buf.0);
-        if self.pos > 0 {
-            buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
-        while self.end < n && !self.src_eof {
-            // Grow with the data actually present, never with what a header claims.
-            let want = (self.end + READ_CHUNK).max(n.min(self.end + (16 << 20)));
-            if buf.len() < want {
-                buf.resize(want, 0);
-            }
-            match self.src.read(&mut buf[self.end..]) {
-                Ok(0) => self.src_eof = true,
-                Ok(k) => self.end += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.src_error = Some(e);
-                    self.src_eof = true;
-                }
-            }
-        }
-    }
-
-    /// [`fill`](Self::fill) from read-ahead chunks: the unconsumed tail moves into the
-    /// next chunk's headroom and that chunk becomes the buffer.
-    fn fill_ahead(&mut self, n: usize) {
-        let Some(ahead) = self.ahead.as_mut() else {
-            return;
-        };
         while self.end - self.pos < n && !self.src_eof {
-            let mut chunk = match ahead.next() {
+            let mut chunk = match self.chunks.next() {
                 None => {
                     self.src_eof = true;
                     break;
@@ -391,16 +348,17 @@ impl CaptureReader {
                 let start = HEADROOM - tail;
                 chunk[start..HEADROOM].copy_from_slice(&self.buf[self.pos..self.end]);
                 let used = std::mem::replace(&mut self.buf, SharedChunk(Arc::new(chunk)));
-                ahead.recycle(used.0);
+                self.chunks.recycle(used.0);
                 self.pos = start;
             } else {
                 // A unit longer than the headroom spans chunks: append (a copy, rare;
-                // one more if a caller still shares the buffer).
+                // one more if a caller still shares the buffer). The buffer grows with
+                // the data actually present, never with what a header claims.
                 let buf = Arc::make_mut(&mut self.buf.0);
                 buf.copy_within(self.pos..self.end, 0);
                 buf.truncate(tail);
                 buf.extend_from_slice(&chunk[HEADROOM..]);
-                ahead.recycle(Arc::new(chunk));
+                self.chunks.recycle(Arc::new(chunk));
                 self.pos = 0;
             }
             self.end = self.buf.len();
@@ -765,7 +723,7 @@ impl CaptureReader {
                 direction: Direction::from_flags(flags),
                 process,
                 comment: comment.and_then(|(s, l)| std::str::from_utf8(&self.buf[s..s + l]).ok()),
-                chunk: self.ahead.as_ref().map(|_| &self.buf),
+                chunk: &self.buf,
             }),
             Found::Custom {
                 data: (start, len),
