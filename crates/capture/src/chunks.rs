@@ -15,6 +15,9 @@ use std::sync::Arc;
 pub(crate) const HEADROOM: usize = 64 * 1024;
 /// Data bytes per chunk, after the headroom.
 const CHUNK: usize = 1 << 20;
+/// Data bytes of the first chunk read on the caller's thread; each next one doubles up
+/// to [`CHUNK`], so a small input (a fuzzing run, a short capture) costs little.
+const FIRST_CHUNK: usize = 16 * 1024;
 /// Chunks read ahead but not yet taken: bounds the memory read ahead.
 const IN_FLIGHT: usize = 8;
 /// Used chunks kept for reuse (a fresh one costs page faults): enough for the chunks
@@ -26,6 +29,8 @@ enum Source {
     /// Read on the caller's thread, in [`Chunks::next`].
     Here {
         src: Box<dyn Read + Send>,
+        /// Data bytes of the next chunk.
+        size: usize,
         spares: Vec<Vec<u8>>,
         /// The error that ended the reading, passed on after the data before it.
         error: Option<io::Error>,
@@ -52,6 +57,7 @@ impl Chunks {
         Self {
             source: Source::Here {
                 src,
+                size: FIRST_CHUNK,
                 spares: Vec::new(),
                 error: None,
                 ended: false,
@@ -68,7 +74,7 @@ impl Chunks {
             .name("l7rec-read-ahead".into())
             .spawn(move || loop {
                 let spare = spare_rx.try_recv().unwrap_or_default();
-                let (chunk, stop) = read_next(src.as_mut(), spare);
+                let (chunk, stop) = read_next(src.as_mut(), spare, CHUNK);
                 // What was read before an error is passed on first.
                 if let Some(chunk) = chunk {
                     if chunk_tx.send(Ok(chunk)).is_err() {
@@ -96,6 +102,7 @@ impl Chunks {
             Source::Ahead { chunks, .. } => chunks.recv().ok(),
             Source::Here {
                 src,
+                size,
                 spares,
                 error,
                 ended,
@@ -106,7 +113,9 @@ impl Chunks {
                 if *ended {
                     return None;
                 }
-                let (chunk, stop) = read_next(src.as_mut(), spares.pop().unwrap_or_default());
+                let spare = spares.pop().unwrap_or_default();
+                let (chunk, stop) = read_next(src.as_mut(), spare, *size);
+                *size = (*size * 2).min(CHUNK);
                 if let Some(stop) = stop {
                     *ended = true;
                     *error = stop.err();
@@ -152,16 +161,20 @@ impl Chunks {
     }
 }
 
-/// Reads the next chunk of `src` into `chunk`: the chunk if any byte came, and what
-/// stopped the reading if it stopped (`Ok` at the end of the input).
-fn read_next(src: &mut dyn Read, mut chunk: Vec<u8>) -> (Option<Vec<u8>>, Option<io::Result<()>>) {
-    chunk.resize(HEADROOM + CHUNK, 0);
+/// Reads the next `size` bytes of `src` into `chunk`: the chunk if any byte came, and
+/// what stopped the reading if it stopped (`Ok` at the end of the input).
+fn read_next(
+    src: &mut dyn Read,
+    mut chunk: Vec<u8>,
+    size: usize,
+) -> (Option<Vec<u8>>, Option<io::Result<()>>) {
+    chunk.resize(HEADROOM + size, 0);
     let (got, error) = read_chunk(src, &mut chunk[HEADROOM..]);
     chunk.truncate(HEADROOM + got);
     let stop = match error {
         Some(e) => Some(Err(e)),
         // read_chunk stops short of a full chunk only at the end of the input.
-        None if got < CHUNK => Some(Ok(())),
+        None if got < size => Some(Ok(())),
         None => None,
     };
     ((got > 0).then_some(chunk), stop)
