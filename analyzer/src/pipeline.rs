@@ -217,7 +217,11 @@ pub fn analyze_file(
         Workers::Here
     };
     let shard_workers = &shard_workers;
-    let shards = workers * SHARDS_PER_THREAD;
+    // Shards exist to spread connections over a pool; one thread needs only one.
+    let shards = match shard_workers {
+        Workers::Here => 1,
+        Workers::Pool(_) => workers * SHARDS_PER_THREAD,
+    };
     let mut rounds = RoundReader::new(reader, shards);
     let mut work = Work {
         tables: (0..shards).map(|_| FlowTable::new(cfg)).collect(),

@@ -96,7 +96,8 @@ impl Chunks {
         })
     }
 
-    /// The next chunk, data from [`HEADROOM`] on; `None` at the end of the input.
+    /// The next chunk, data from [`HEADROOM`] on; `None` at the end of the input, and
+    /// from then on (after an error too).
     pub(crate) fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
         match &mut self.source {
             Source::Ahead { chunks, .. } => chunks.recv().ok(),
@@ -107,11 +108,8 @@ impl Chunks {
                 error,
                 ended,
             } => {
-                if let Some(e) = error.take() {
-                    return Some(Err(e));
-                }
                 if *ended {
-                    return None;
+                    return error.take().map(Err);
                 }
                 let spare = spares.pop().unwrap_or_default();
                 let (chunk, stop) = read_next(src.as_mut(), spare, *size);
@@ -120,10 +118,7 @@ impl Chunks {
                     *ended = true;
                     *error = stop.err();
                 }
-                match chunk {
-                    Some(chunk) => Some(Ok(chunk)),
-                    None => error.take().map(Err),
-                }
+                chunk.map(Ok).or_else(|| error.take().map(Err))
             }
         }
     }

@@ -192,7 +192,6 @@ pub struct CaptureReader {
     /// The input, in chunks (read here, or ahead by a thread: [`Self::with_read_ahead`]).
     chunks: Chunks,
     src_error: Option<io::Error>,
-    src_eof: bool,
     /// The current chunk, shared with callers (see [`Packet::chunk`]).
     buf: SharedChunk,
     /// Start of unconsumed data in `buf`.
@@ -256,7 +255,6 @@ impl CaptureReader {
         let mut r = CaptureReader {
             chunks,
             src_error: None,
-            src_eof: false,
             buf: SharedChunk(Arc::new(Vec::new())),
             pos: 0,
             end: 0,
@@ -330,15 +328,12 @@ impl CaptureReader {
     /// unconsumed tail moves into the next chunk's headroom and that chunk becomes the
     /// buffer.
     fn fill(&mut self, n: usize) {
-        while self.end - self.pos < n && !self.src_eof {
+        while self.end - self.pos < n {
+            // After the end or an error, `next` keeps returning `None`.
             let mut chunk = match self.chunks.next() {
-                None => {
-                    self.src_eof = true;
-                    break;
-                }
+                None => break,
                 Some(Err(e)) => {
                     self.src_error = Some(e);
-                    self.src_eof = true;
                     break;
                 }
                 Some(Ok(chunk)) => chunk,
