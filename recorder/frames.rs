@@ -118,10 +118,9 @@ impl Frames {
         };
         let seg = src.linktype.and_then(|lt| tcp_segment(lt, data).ok());
         if let (Some(s), false) = (&seg, self.all_tcp) {
-            let key = flow_key(s.src, s.dst);
             if s.syn && s.payload.is_empty() {
                 self.handshakes.hold(
-                    key,
+                    flow_key(s.src, s.dst),
                     Held {
                         frame,
                         data: data.to_vec(),
@@ -130,7 +129,7 @@ impl Frames {
                 return;
             }
             // Any other frame the filter passed belongs to a kept (HTTP) connection.
-            for h in self.handshakes.release(&key).unwrap_or_default() {
+            for h in self.handshakes.release(s.src, s.dst).unwrap_or_default() {
                 let hseg = tcp_segment(src.linktype.unwrap_or_default(), &h.data).ok();
                 emit(w, meta, &mut self.written, &h.frame, &h.data, hseg.as_ref());
             }

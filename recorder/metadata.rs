@@ -219,6 +219,9 @@ impl Metadata {
 
     /// The process that sent a packet from `src` to `dst`, else the one receiving it.
     pub fn packet_owner(&self, src: SocketAddr, dst: SocketAddr) -> Option<&Owner> {
+        if self.owners.is_empty() {
+            return None;
+        }
         let (src, dst) = (canonical(src), canonical(dst));
         self.owners
             .get(&(src, dst))

@@ -96,6 +96,69 @@ fn l3_offset(linktype: u16, frame: &[u8]) -> Result<usize, Skip> {
 pub fn tcp_segment(linktype: u16, frame: &[u8]) -> Result<TcpSegment<'_>, Skip> {
     let l3 = l3_offset(linktype, frame)?;
     let ip_bytes = frame.get(l3..).ok_or(Skip::Malformed)?;
+    // Runs once per packet in the recorder and the analyzer: the common shapes are
+    // read directly, anything else goes through etherparse.
+    match plain_tcp(ip_bytes) {
+        Some(seg) => Ok(seg),
+        None => any_tcp(ip_bytes),
+    }
+}
+
+/// TCP directly over a well-formed IPv4 (options allowed, not a fragment) or IPv6
+/// (no extension headers) header; `None` for anything else, left to [`any_tcp`],
+/// which decodes these the same way.
+fn plain_tcp(ip: &[u8]) -> Option<TcpSegment<'_>> {
+    const TCP: u8 = 6;
+    let be16 = |at: usize| Some(u16::from_be_bytes([*ip.get(at)?, *ip.get(at + 1)?]));
+    let (src_ip, dst_ip, header_len, declared): (IpAddr, IpAddr, usize, usize) =
+        match ip.first()? >> 4 {
+            4 => {
+                let ihl = usize::from(ip[0] & 0x0f) * 4;
+                let total = usize::from(be16(2)?);
+                // More fragments, or a fragment offset.
+                let fragment = be16(6)? & 0x3fff != 0;
+                if ihl < 20 || ip.len() < ihl || total < ihl || ip[9] != TCP || fragment {
+                    return None;
+                }
+                let addr = |at: usize| IpAddr::from([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
+                (addr(12), addr(16), ihl, total - ihl)
+            }
+            6 => {
+                let plen = usize::from(be16(4)?);
+                if ip.len() < 40 || ip[6] != TCP || plen == 0 {
+                    return None;
+                }
+                let addr = |at: usize| {
+                    let b: [u8; 16] = ip[at..at + 16].try_into().unwrap_or_default();
+                    IpAddr::from(b)
+                };
+                (addr(8), addr(24), 40, plen)
+            }
+            _ => return None,
+        };
+    // Short frames carry link padding past the IP length; a snap length cuts before it.
+    let l4 = &ip[header_len..ip.len().min(header_len + declared)];
+    let doff = usize::from(*l4.get(12)? >> 4) * 4;
+    if doff < 20 || l4.len() < doff {
+        return None;
+    }
+    let flags = l4[13];
+    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    Some(TcpSegment {
+        src: SocketAddr::new(src_ip, port(0)),
+        dst: SocketAddr::new(dst_ip, port(2)),
+        seq: u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
+        syn: flags & 0x02 != 0,
+        ack: flags & 0x10 != 0,
+        fin: flags & 0x01 != 0,
+        rst: flags & 0x04 != 0,
+        payload: &l4[doff..],
+        truncated: declared - l4.len(),
+    })
+}
+
+/// Decodes TCP in any IP datagram etherparse reads (extension headers, odd lengths).
+fn any_tcp(ip_bytes: &[u8]) -> Result<TcpSegment<'_>, Skip> {
     let (ip, _ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(|_| Skip::Malformed)?;
     let (src_ip, dst_ip): (IpAddr, IpAddr) = (ip.source_addr(), ip.destination_addr());
     let payload = ip.payload();
@@ -205,5 +268,66 @@ mod tests {
         assert!(tcp_segment(linktype::ETHERNET, &[1, 2, 3]).is_err());
         assert!(tcp_segment(linktype::RAW, &[0x45; 10]).is_err());
         assert_eq!(tcp_segment(999, &[0; 64]).unwrap_err(), Skip::LinkType);
+    }
+
+    /// An IPv4 (`ip_opts` words of options) or IPv6 datagram carrying TCP with
+    /// `tcp_opts` words of options and `payload`.
+    fn datagram(v6: bool, ip_opts: usize, tcp_opts: usize, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut tcp = vec![0u8; 20 + 4 * tcp_opts];
+        tcp[..4].copy_from_slice(&[0x9c, 0x40, 0x00, 0x50]);
+        tcp[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+        tcp[12] = ((5 + tcp_opts) as u8) << 4;
+        tcp[13] = flags;
+        tcp.extend_from_slice(payload);
+        let mut ip = if v6 {
+            let mut h = vec![0u8; 40];
+            h[0] = 0x60;
+            h[4..6].copy_from_slice(&(tcp.len() as u16).to_be_bytes());
+            h[6] = 6;
+            h[8..40]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b = i as u8);
+            h
+        } else {
+            let ihl = 20 + 4 * ip_opts;
+            let mut h = vec![1u8; ihl];
+            h[0] = 0x40 | (ihl / 4) as u8;
+            h[2..4].copy_from_slice(&((ihl + tcp.len()) as u16).to_be_bytes());
+            h[6..8].copy_from_slice(&[0x40, 0]); // DF
+            h[9] = 6;
+            h[12..20].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+            h
+        };
+        ip.extend_from_slice(&tcp);
+        ip
+    }
+
+    proptest::proptest! {
+        /// The direct decoding of common datagrams agrees with etherparse's on valid,
+        /// cut, padded and corrupted input alike.
+        #[test]
+        fn plain_decoding_agrees_with_etherparse(
+            v6: bool,
+            ip_opts in 0usize..11,
+            tcp_opts in 0usize..11,
+            flags: u8,
+            payload_len in 0usize..200,
+            cut in proptest::option::of(0usize..400),
+            padding in 0usize..20,
+            edits in proptest::collection::vec((0usize..100, proptest::num::u8::ANY), 0..3),
+        ) {
+            let mut ip = datagram(v6, ip_opts, tcp_opts, flags, &vec![b'x'; payload_len]);
+            ip.extend(std::iter::repeat_n(0, padding));
+            for (at, v) in edits {
+                if let Some(b) = ip.get_mut(at) {
+                    *b = v;
+                }
+            }
+            ip.truncate(cut.unwrap_or(usize::MAX));
+            let direct = format!("{:?}", tcp_segment(linktype::RAW, &ip));
+            let general = format!("{:?}", any_tcp(&ip));
+            proptest::prop_assert_eq!(direct, general);
+        }
     }
 }
