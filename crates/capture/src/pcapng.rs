@@ -40,27 +40,26 @@ pub(crate) const ISB_FILTERACCEPT: u16 = 6;
 pub(crate) const ISB_OSDROP: u16 = 7;
 pub(crate) const ISB_USRDELIV: u16 = 8;
 
-/// Builds one block in a reusable buffer: header, body, padding, options, trailer.
-pub(crate) struct BlockBuf {
-    buf: Vec<u8>,
+/// Builds one block at the end of a buffer (where it will be written from, so the
+/// packet bytes are copied once): header, body, padding, options, trailer.
+pub(crate) struct BlockBuf<'a> {
+    buf: &'a mut Vec<u8>,
+    /// Where the block starts in `buf`.
+    start: usize,
     has_options: bool,
 }
 
-impl BlockBuf {
-    pub(crate) fn new() -> Self {
+impl<'a> BlockBuf<'a> {
+    /// Starts a block of type `block_type` at the end of `buf`.
+    pub(crate) fn start(buf: &'a mut Vec<u8>, block_type: u32) -> Self {
+        let start = buf.len();
+        buf.extend_from_slice(&block_type.to_le_bytes());
+        buf.extend_from_slice(&[0; 4]);
         BlockBuf {
-            buf: Vec::with_capacity(64 * 1024),
+            buf,
+            start,
             has_options: false,
         }
-    }
-
-    /// Starts a block of type `block_type`, discarding any previous content.
-    pub(crate) fn start(&mut self, block_type: u32) -> &mut Self {
-        self.buf.clear();
-        self.has_options = false;
-        self.buf.extend_from_slice(&block_type.to_le_bytes());
-        self.buf.extend_from_slice(&[0; 4]);
-        self
     }
 
     pub(crate) fn u16(&mut self, v: u16) -> &mut Self {
@@ -87,11 +86,11 @@ impl BlockBuf {
 
     /// Appends to the body without padding (for fields built in pieces).
     pub(crate) fn bytes_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
+        self.buf
     }
 
     pub(crate) fn pad(&mut self) {
-        let rem = self.buf.len() % 4;
+        let rem = (self.buf.len() - self.start) % 4;
         if rem != 0 {
             self.buf.extend_from_slice(&[0; 3][..4 - rem]);
         }
@@ -117,14 +116,16 @@ impl BlockBuf {
         self.opt(code, &v.to_le_bytes())
     }
 
-    /// Closes the options list and writes both length fields; returns the block.
-    pub(crate) fn finish(&mut self) -> &[u8] {
+    /// Closes the options list and writes both length fields; returns the block's
+    /// length.
+    pub(crate) fn finish(mut self) -> usize {
         if self.has_options {
             self.u16(OPT_ENDOFOPT).u16(0);
         }
-        let total = (self.buf.len() + 4) as u32;
-        self.buf.extend_from_slice(&total.to_le_bytes());
-        self.buf[4..8].copy_from_slice(&total.to_le_bytes());
-        &self.buf
+        let total = self.buf.len() + 4 - self.start;
+        let total_le = (total as u32).to_le_bytes();
+        self.buf.extend_from_slice(&total_le);
+        self.buf[self.start + 4..self.start + 8].copy_from_slice(&total_le);
+        total
     }
 }

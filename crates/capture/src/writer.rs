@@ -68,7 +68,12 @@ pub struct PacketOut<'a> {
 }
 
 enum Sink<W: Write> {
-    Plain(io::BufWriter<W>),
+    /// Blocks are built in `block`, then written to `out`.
+    Plain {
+        out: io::BufWriter<W>,
+        block: Vec<u8>,
+    },
+    /// Blocks are built in place in the compressor's input.
     Zstd(ZstdFrames<io::BufWriter<W>>),
 }
 
@@ -78,7 +83,6 @@ enum Sink<W: Write> {
 /// file is valid up to the last successful flush.
 pub struct CaptureWriter<W: Write> {
     sink: Sink<W>,
-    block: BlockBuf,
     flush_interval: Duration,
     last_flush: Instant,
     writes_since_clock: u32,
@@ -94,19 +98,21 @@ impl<W: Write> CaptureWriter<W> {
     pub fn new(out: W, opts: &WriterOptions) -> io::Result<Self> {
         let buffered = io::BufWriter::with_capacity(1 << 20, out);
         let sink = match opts.compression {
-            Compression::None => Sink::Plain(buffered),
+            Compression::None => Sink::Plain {
+                out: buffered,
+                block: Vec::with_capacity(64 * 1024),
+            },
             Compression::Zstd { level } => Sink::Zstd(ZstdFrames::new(buffered, level)?),
         };
         let mut w = CaptureWriter {
             sink,
-            block: BlockBuf::new(),
             flush_interval: opts.flush_interval,
             last_flush: Instant::now(),
             writes_since_clock: 0,
             interfaces: 0,
             uncompressed_bytes: 0,
         };
-        let b = w.block.start(BT_SHB);
+        let mut b = w.block(BT_SHB);
         b.u32(BYTE_ORDER_MAGIC).u16(1).u16(0);
         b.u32(u32::MAX).u32(u32::MAX); // section length: not specified
         if let Some(hw) = &opts.hardware {
@@ -116,13 +122,14 @@ impl<W: Write> CaptureWriter<W> {
             b.opt_str(SHB_OS, os);
         }
         b.opt_str(SHB_USERAPPL, &opts.application);
-        w.emit()?;
+        let len = b.finish();
+        w.emit(len)?;
         Ok(w)
     }
 
     /// Describes an interface (IDB, nanosecond timestamps); returns its id.
     pub fn add_interface(&mut self, iface: &Interface) -> io::Result<u32> {
-        let b = self.block.start(BT_IDB);
+        let mut b = self.block(BT_IDB);
         b.u16(iface.linktype).u16(0).u32(iface.snaplen);
         if !iface.name.is_empty() {
             b.opt_str(IF_NAME, &iface.name);
@@ -131,7 +138,8 @@ impl<W: Write> CaptureWriter<W> {
             b.opt_str(IF_DESCRIPTION, d);
         }
         b.opt(IF_TSRESOL, &[9]);
-        self.emit()?;
+        let len = b.finish();
+        self.emit(len)?;
         self.interfaces += 1;
         Ok(self.interfaces - 1)
     }
@@ -139,7 +147,7 @@ impl<W: Write> CaptureWriter<W> {
     /// Writes one packet as an Enhanced Packet Block.
     pub fn write_packet(&mut self, p: &PacketOut<'_>) -> io::Result<()> {
         debug_assert!(p.interface_id < self.interfaces, "unknown interface id");
-        let b = self.block.start(BT_EPB);
+        let mut b = self.block(BT_EPB);
         b.u32(p.interface_id)
             .ts(p.ts_ns)
             .u32(p.data.len() as u32)
@@ -157,7 +165,8 @@ impl<W: Write> CaptureWriter<W> {
             v[4..].copy_from_slice(&tid.to_le_bytes());
             b.opt(EPB_PROCESSID_THREADID, &v);
         }
-        self.emit()
+        let len = b.finish();
+        self.emit(len)
     }
 
     /// Writes metadata records as one l7rec Custom Block. Does nothing for none.
@@ -165,16 +174,17 @@ impl<W: Write> CaptureWriter<W> {
         if records.is_empty() {
             return Ok(());
         }
-        let b = self.block.start(BT_CUSTOM);
+        let mut b = self.block(BT_CUSTOM);
         b.u32(L7REC_PEN);
         encode_records(records, b.bytes_mut());
         b.pad();
-        self.emit()
+        let len = b.finish();
+        self.emit(len)
     }
 
     /// Writes an Interface Statistics Block.
     pub fn write_interface_stats(&mut self, s: &InterfaceStats) -> io::Result<()> {
-        let b = self.block.start(BT_ISB);
+        let mut b = self.block(BT_ISB);
         b.u32(s.interface_id).ts(s.ts_ns);
         for (code, value) in [
             // Timestamp options are (high word, low word), like the EPB's.
@@ -190,7 +200,8 @@ impl<W: Write> CaptureWriter<W> {
                 b.opt_u64(code, v);
             }
         }
-        self.emit()
+        let len = b.finish();
+        self.emit(len)
     }
 
     /// Flushes if the flush interval has passed since the last flush.
@@ -209,7 +220,7 @@ impl<W: Write> CaptureWriter<W> {
     pub fn flush(&mut self) -> io::Result<()> {
         self.last_flush = Instant::now();
         match &mut self.sink {
-            Sink::Plain(w) => w.flush(),
+            Sink::Plain { out, .. } => out.flush(),
             Sink::Zstd(e) => e.flush(),
         }
     }
@@ -222,18 +233,31 @@ impl<W: Write> CaptureWriter<W> {
     /// Ends the last zstd frame, flushes, and returns the underlying writer.
     pub fn finish(self) -> io::Result<W> {
         let buffered = match self.sink {
-            Sink::Plain(w) => w,
+            Sink::Plain { out, .. } => out,
             Sink::Zstd(e) => e.finish()?,
         };
         buffered.into_inner().map_err(|e| e.into_error())
     }
 
-    fn emit(&mut self) -> io::Result<()> {
-        let block = self.block.finish();
-        self.uncompressed_bytes += block.len() as u64;
+    /// Starts a block where it is written from: the compressor's input, or the
+    /// scratch buffer of plain output.
+    fn block(&mut self, block_type: u32) -> BlockBuf<'_> {
+        let buf = match &mut self.sink {
+            Sink::Plain { block, .. } => {
+                block.clear();
+                block
+            }
+            Sink::Zstd(e) => e.staging(),
+        };
+        BlockBuf::start(buf, block_type)
+    }
+
+    /// Writes the block just built, `len` bytes.
+    fn emit(&mut self, len: usize) -> io::Result<()> {
+        self.uncompressed_bytes += len as u64;
         match &mut self.sink {
-            Sink::Plain(w) => w.write_all(block)?,
-            Sink::Zstd(e) => e.write_all(block)?,
+            Sink::Plain { out, block } => out.write_all(block)?,
+            Sink::Zstd(e) => e.staged()?,
         }
         self.writes_since_clock += 1;
         if self.writes_since_clock >= CLOCK_EVERY {

@@ -2,13 +2,15 @@
 //!
 //! A streaming encoder compresses out of a ring buffer: once it wraps, every block is
 //! compressed against a split window (zstd's slower "extDict" path, a quarter of the
-//! recorder's CPU), after a copy into that buffer. Staging up to [`FRAME_BYTES`] and
-//! compressing them in one call, as one complete frame, avoids both. A zstd file may
-//! hold any number of frames; tshark and [`crate::CaptureReader`] read them in turn.
+//! recorder's CPU), after a copy into that buffer. Staging about [`FRAME_BYTES`]
+//! (built in place by the caller: [`ZstdFrames::staging`]) and compressing them in one
+//! call, as one complete frame, avoids both. A zstd file may hold any number of
+//! frames; tshark and [`crate::CaptureReader`] read them in turn.
 
 use std::io::{self, Write};
 
-/// Uncompressed bytes per frame at most (a frame also ends at every flush).
+/// Uncompressed bytes per frame: a frame ends once this many are staged (so it may
+/// exceed them by the last piece staged), and at every flush.
 pub const FRAME_BYTES: usize = 4 << 20;
 
 /// Writes zstd frames of what it is given to `W`.
@@ -25,21 +27,23 @@ impl<W: Write> ZstdFrames<W> {
         Ok(Self {
             out,
             compressor: zstd::bulk::Compressor::new(level)?,
-            staged: Vec::with_capacity(FRAME_BYTES),
+            // Room for the piece that crosses FRAME_BYTES (a packet block is at most
+            // about 256 KiB), so the buffer is allocated once.
+            staged: Vec::with_capacity(FRAME_BYTES + FRAME_BYTES / 4),
             compressed: Vec::new(),
         })
     }
 
-    /// Stages `data`; a frame is written whenever [`FRAME_BYTES`] are staged.
-    pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let room = FRAME_BYTES - self.staged.len();
-            let (now, rest) = data.split_at(room.min(data.len()));
-            self.staged.extend_from_slice(now);
-            data = rest;
-            if self.staged.len() == FRAME_BYTES {
-                self.end_frame()?;
-            }
+    /// The input of the current frame, to append to; call [`staged`](Self::staged)
+    /// after appending.
+    pub fn staging(&mut self) -> &mut Vec<u8> {
+        &mut self.staged
+    }
+
+    /// Writes a frame if at least [`FRAME_BYTES`] are staged.
+    pub fn staged(&mut self) -> io::Result<()> {
+        if self.staged.len() >= FRAME_BYTES {
+            self.end_frame()?;
         }
         Ok(())
     }
@@ -83,12 +87,14 @@ mod tests {
             input.extend_from_slice(&(i as u64 % 1000).to_le_bytes());
         }
         let mut w = ZstdFrames::new(Vec::new(), 1).unwrap();
-        // Odd-sized writes across frame boundaries, and a flush in the middle.
+        // Odd-sized pieces across frame boundaries, and a flush in the middle.
         let (a, b) = input.split_at(12345);
-        w.write_all(a).unwrap();
+        w.staging().extend_from_slice(a);
+        w.staged().unwrap();
         w.flush().unwrap();
         for chunk in b.chunks(777_777) {
-            w.write_all(chunk).unwrap();
+            w.staging().extend_from_slice(chunk);
+            w.staged().unwrap();
         }
         let out = w.finish().unwrap();
         assert_eq!(zstd::stream::decode_all(&out[..]).unwrap(), input);
