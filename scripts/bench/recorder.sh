@@ -9,6 +9,9 @@
 #                               "l7rec=" and "l7rec-calls=--syscalls calls")
 #            --binary NAME=PATH configuration NAME runs this l7rec binary instead of
 #                               the one built here (A/B against another build)
+#            --floor            also measure scripts/bench/ring_floor.c: the same kind of
+#                               packet ring, no filter, a consumer that only reads (the
+#                               ceiling for any AF_PACKET capture here)
 #
 # Each round runs each capture once: no capture; each l7rec configuration (`l7rec record
 # -o F --port 8080 ARGS`); and `tcpdump -i lo -w F -s 262144 port 8080` (all inside the
@@ -23,7 +26,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../lib/nginx.sh"
 
-ROUNDS=3 DURATION=10 CONNS=50 CONFIGS=()
+ROUNDS=3 DURATION=10 CONNS=50 CONFIGS=() FLOOR=
 declare -A BINARY=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -33,7 +36,8 @@ while [ $# -gt 0 ]; do
         --connections) CONNS=$2; shift ;;
         --l7rec) case $2 in *=*) CONFIGS+=("$2") ;; *) die "--l7rec wants NAME=ARGS" ;; esac; shift ;;
         --binary) case $2 in *=*) BINARY[${2%%=*}]=${2#*=} ;; *) die "--binary wants NAME=PATH" ;; esac; shift ;;
-        *) sed -n '2,20p' "$0"; exit 2 ;;
+        --floor) FLOOR=1 ;;
+        *) sed -n '2,24p' "$0"; exit 2 ;;
     esac
     shift
 done
@@ -46,6 +50,10 @@ build
 
 NS=l7bench-$$
 TMP=$(mktemp -d)
+if [ -n "$FLOOR" ]; then
+    need "${CC:-cc}"
+    "${CC:-cc}" -O2 -o "$TMP/ring_floor" "$(dirname "$0")/ring_floor.c" || die "building ring_floor.c failed"
+fi
 NGINX_PID=
 CAP_PID=
 cleanup() {
@@ -128,6 +136,16 @@ measure() {
         add none:rps "$RPS"
         return
     fi
+    if [ "$name" = floor ]; then
+        start_capture floor "listening on" "$TMP/floor.err" "$TMP/ring_floor" lo
+        run_wrk "$TMP/wrk.floor"
+        stop_capture floor
+        add floor:rps "$RPS"
+        add floor:cpu "$CPU"
+        add floor:drops "$(awk '/dropped by kernel/ {print $4}' "$TMP/floor.err")"
+        echo "round $round floor: $(tail -1 "$TMP/floor.err")" >&2
+        return
+    fi
     if [ "$name" = tcpdump ]; then
         F=$TMP/tcpdump.pcap
         rm -f "$F"
@@ -162,7 +180,7 @@ measure() {
 # Every round runs every capture once, starting one further along the list each round,
 # so that no capture always runs first or last (the machine drifts within minutes).
 # Ratios are taken within a round, then the median over rounds.
-ORDER=(none "${NAMES[@]}" tcpdump)
+ORDER=(none "${NAMES[@]}" tcpdump ${FLOOR:+floor})
 for round in $(seq 1 "$ROUNDS"); do
     declare -A R=()
     for i in "${!ORDER[@]}"; do
@@ -170,7 +188,7 @@ for round in $(seq 1 "$ROUNDS"); do
         measure "$name"
         R[$name]=$RPS
     done
-    for c in "${NAMES[@]}" tcpdump; do
+    for c in "${NAMES[@]}" tcpdump ${FLOOR:+floor}; do
         add "$c:ratio" "$(calc "${R[$c]}/${R[none]}")"
         add "$c:vstcpdump" "$(calc "${R[$c]}/${R[tcpdump]}")"
     done
@@ -190,6 +208,10 @@ for c in "${NAMES[@]}" tcpdump; do
         "$(fmt 3 "$(med "$c:ratio")")" "$(fmt 2 "$(med "$c:cpu")")" "$d" \
         "$(fmt 0 "$(med "$c:bpr")")" "$(fmt 2 "$(med "$c:complete")")"
 done
+if [ -n "$FLOOR" ]; then
+    printf '%-14s %12s %10s %10s %12s %14s %14s\n' "floor" "$(fmt 0 "$(med floor:rps)")" \
+        "$(fmt 3 "$(med floor:ratio)")" "$(fmt 2 "$(med floor:cpu)")" "$(med floor:drops)" "-" "-"
+fi
 echo
 for c in "${NAMES[@]}"; do
     echo "$c throughput / none: $(fmt 3 "$(med "$c:ratio")")   (target >= 0.90; per round: [${V[$c:ratio]} ])"
@@ -198,6 +220,7 @@ for c in "${NAMES[@]}"; do
     echo "$c drops (per round): packets [${V[$c:drops]} ], syscall events [${V[$c:sysdrops]} ]   (target 0)"
     echo "$c completeness (per round, % of wrk's requests found with status 200): [${V[$c:complete]} ]   (target 100)"
 done
+[ -z "$FLOOR" ] || echo "floor throughput / none: $(fmt 3 "$(med floor:ratio)")   (per round: [${V[floor:ratio]} ])"
 printf 'per round requests/s:'
-for c in none "${NAMES[@]}" tcpdump; do printf ' %s [%s ]' "$c" "${V[$c:rps]}"; done
+for c in none "${NAMES[@]}" tcpdump ${FLOOR:+floor}; do printf ' %s [%s ]' "$c" "${V[$c:rps]}"; done
 echo
