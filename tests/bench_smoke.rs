@@ -37,7 +37,11 @@ fn benchmark_scripts_smoke() {
         eprintln!("skipping the recorder benchmark smoke run: needs root (netns, BPF)");
         return;
     }
-    let recorder = run_script(&["scripts/bench/recorder.sh", "--smoke"]);
+    let recorder = run_script(&["scripts/bench/recorder.sh", "--smoke", "--floor"]);
+    assert!(
+        recorder.contains("floor throughput / none: "),
+        "no figures for the read-only ring consumer:\n{recorder}"
+    );
     for config in ["l7rec", "l7rec-calls"] {
         let line = recorder
             .lines()

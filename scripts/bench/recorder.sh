@@ -18,9 +18,10 @@
 # namespace, on its lo), starting one further along that list every round. Ratios are
 # taken within a round (the machine drifts over minutes), then the median over rounds.
 # Printed per configuration (medians over rounds): requests/s (wrk), ratio to no capture
-# and to tcpdump, CPU seconds of the capturing process (user+sys,
-# /usr/bin/time; the BPF programs run in the traced tasks' context and show in the
-# throughput instead), drops it reports, bytes written per request, and completeness:
+# and to tcpdump, CPU seconds of the capturing process (user+sys, /usr/bin/time,
+# startup included) and per request served (steadier than throughput on a noisy host;
+# the BPF programs run in the traced tasks' context and show in the throughput
+# instead), drops it reports, bytes written per request, and completeness:
 # transactions `l7rec analyze` finds in the file vs the requests wrk reports.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
         --l7rec) case $2 in *=*) CONFIGS+=("$2") ;; *) die "--l7rec wants NAME=ARGS" ;; esac; shift ;;
         --binary) case $2 in *=*) BINARY[${2%%=*}]=${2#*=} ;; *) die "--binary wants NAME=PATH" ;; esac; shift ;;
         --floor) FLOOR=1 ;;
-        *) sed -n '2,24p' "$0"; exit 2 ;;
+        *) sed -n '2,25p' "$0"; exit 2 ;;
     esac
     shift
 done
@@ -106,7 +107,7 @@ start_capture() {
 }
 
 # stop_capture NAME: SIGINT to the capturing process (GNU time ignores it), waits;
-# sets CPU (user+sys seconds).
+# sets CPU (user+sys seconds) and records it per request of the last wrk run.
 stop_capture() {
     local child
     child=$(ps -o pid= --ppid "$CAP_PID" | head -1 | tr -d ' ')
@@ -115,6 +116,7 @@ stop_capture() {
     wait "$CAP_PID" || true
     CAP_PID=
     CPU=$(awk '{print $1 + $2}' "$TMP/time.$1")
+    add "$1:cpureq" "$(calc "1e6*$CPU/$REQS")"
 }
 
 # completeness FILE: transactions l7rec analyze finds (with and without a response).
@@ -199,18 +201,23 @@ med() { median ${V[$1]}; }
 NONE=$(med none:rps)
 echo
 echo "=== recorder benchmark: medians of $ROUNDS rounds ==="
-printf '%-14s %12s %10s %10s %12s %14s %14s\n' "capture" "requests/s" "vs none" "CPU s" "drops" "bytes/request" "complete %"
-printf '%-14s %12s %10s %10s %12s %14s %14s\n' "none" "$(fmt 0 "$NONE")" "1.000" "-" "-" "-" "-"
+ROW='%-14s %12s %10s %8s %12s %12s %14s %14s\n'
+# shellcheck disable=SC2059 # the format is ROW
+printf "$ROW" "capture" "requests/s" "vs none" "CPU s" "CPU us/req" "drops" "bytes/request" "complete %"
+# shellcheck disable=SC2059
+printf "$ROW" "none" "$(fmt 0 "$NONE")" "1.000" "-" "-" "-" "-" "-"
 for c in "${NAMES[@]}" tcpdump; do
     d=$(med "$c:drops")
     [ "$c" = tcpdump ] || d="$d+$(med "$c:sysdrops")ev"
-    printf '%-14s %12s %10s %10s %12s %14s %14s\n' "$c" "$(fmt 0 "$(med "$c:rps")")" \
-        "$(fmt 3 "$(med "$c:ratio")")" "$(fmt 2 "$(med "$c:cpu")")" "$d" \
+    # shellcheck disable=SC2059
+    printf "$ROW" "$c" "$(fmt 0 "$(med "$c:rps")")" "$(fmt 3 "$(med "$c:ratio")")" \
+        "$(fmt 2 "$(med "$c:cpu")")" "$(fmt 2 "$(med "$c:cpureq")")" "$d" \
         "$(fmt 0 "$(med "$c:bpr")")" "$(fmt 2 "$(med "$c:complete")")"
 done
 if [ -n "$FLOOR" ]; then
-    printf '%-14s %12s %10s %10s %12s %14s %14s\n' "floor" "$(fmt 0 "$(med floor:rps)")" \
-        "$(fmt 3 "$(med floor:ratio)")" "$(fmt 2 "$(med floor:cpu)")" "$(med floor:drops)" "-" "-"
+    # shellcheck disable=SC2059
+    printf "$ROW" "floor" "$(fmt 0 "$(med floor:rps)")" "$(fmt 3 "$(med floor:ratio)")" \
+        "$(fmt 2 "$(med floor:cpu)")" "$(fmt 2 "$(med floor:cpureq)")" "$(med floor:drops)" "-" "-"
 fi
 echo
 for c in "${NAMES[@]}"; do
