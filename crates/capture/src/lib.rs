@@ -54,11 +54,10 @@
 //!
 //! With zstd, the file is a sequence of complete zstd frames of about 4 MiB of
 //! pcapng each (a frame ends with the block that reaches 4 MiB), and the writer ends
-//! one at least every
-//! [`WriterOptions::flush_interval`], so a writer killed at any moment leaves a file
-//! that tshark and [`CaptureReader`] read up to the last flush (a frame cut short by
-//! the kill is reported as truncation). No zstd skippable frames are written (tshark
-//! 4.4 rejects them).
+//! one at least every [`WriterOptions::flush_interval`], so a writer killed at any
+//! moment leaves a file that tshark and [`CaptureReader`] read up to the last flush
+//! (a frame cut short by the kill is reported as truncation). No zstd skippable
+//! frames are written (tshark 4.4 rejects them).
 
 mod chunks;
 pub mod pcapng;
