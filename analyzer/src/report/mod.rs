@@ -5,6 +5,7 @@ mod har;
 mod summary;
 mod table;
 
+use std::fmt;
 use std::io::{self, Write};
 
 /// Rows the table buffers before aligning and printing them.
@@ -140,16 +141,42 @@ pub fn write_all(
 
 /// `2026-11-25T12:00:00.123456789Z` from ns since the Unix epoch.
 pub fn rfc3339_ns(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let frac = ns % 1_000_000_000;
-    let (days, sod) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
+    Rfc3339(ns).to_string()
+}
+
+/// Displays ns since the Unix epoch as [`rfc3339_ns`] does, without a `String`.
+struct Rfc3339(u64);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0 / 1_000_000_000;
+        let frac = self.0 % 1_000_000_000;
+        let (days, sod) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days as i64);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60
+        )
+    }
+}
+
+/// Serializes a value as the JSON string of its `Display`, with no `String` built per
+/// row.
+struct AsStr<T>(T);
+
+impl<T: fmt::Display> fmt::Display for AsStr<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: fmt::Display> Serialize for AsStr<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
@@ -175,9 +202,9 @@ pub(crate) fn addr(a: std::net::SocketAddr) -> String {
 
 #[derive(Serialize)]
 struct JsonRow<'a> {
-    ts: Option<String>,
-    client: String,
-    server: String,
+    ts: Option<AsStr<Rfc3339>>,
+    client: AsStr<std::net::SocketAddr>,
+    server: AsStr<std::net::SocketAddr>,
     method: Option<&'a str>,
     host: Option<&'a str>,
     uri: Option<&'a str>,
@@ -205,9 +232,9 @@ pub(crate) fn comm(p: &Option<ProcessRef>) -> Option<&str> {
 
 fn json_row(t: &Transaction) -> JsonRow<'_> {
     JsonRow {
-        ts: t.ts_ns().map(rfc3339_ns),
-        client: addr(t.client),
-        server: addr(t.server),
+        ts: t.ts_ns().map(|ns| AsStr(Rfc3339(ns))),
+        client: AsStr(t.client),
+        server: AsStr(t.server),
         method: t.method.as_deref(),
         host: t.host.as_deref(),
         uri: t.uri.as_deref(),
@@ -264,8 +291,8 @@ fn write_csv_row(t: &Transaction, out: &mut dyn Write) -> io::Result<()> {
         let r = json_row(t);
         let fields = [
             opt(r.ts),
-            r.client,
-            r.server,
+            r.client.to_string(),
+            r.server.to_string(),
             opt(r.method),
             opt(r.host),
             opt(r.uri),
