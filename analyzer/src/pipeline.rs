@@ -44,21 +44,16 @@ const SHARDS_PER_THREAD: usize = 8;
 struct Batch {
     metas: Vec<SegmentMeta>,
     payloads: Vec<Payload>,
-    /// Payloads copied, when one does not lie in a chunk of the reader's (none does
-    /// today: frames are parsed in place).
-    data: Vec<u8>,
 }
 
 /// Where a segment's payload lies: `len` bytes at `start` of the round's shared input
-/// chunk number `chunk`, or of the batch's own `data` when `chunk` is [`COPIED`].
+/// chunk number `chunk`.
 #[derive(Clone, Copy)]
 struct Payload {
     chunk: u32,
     start: u32,
     len: u32,
 }
-
-const COPIED: u32 = u32::MAX;
 
 /// What the reading thread hands over: segments per shard, the input chunks their
 /// payloads lie in, and the metadata records read along with them (applied before the
@@ -358,15 +353,11 @@ fn process(workers: &Workers, tables: &mut [FlowTable], round: &mut Round) -> Ve
     let chunks = &round.chunks;
     let shard = |(table, batch): (&mut FlowTable, &mut Batch)| {
         for (m, p) in batch.metas.iter().zip(&batch.payloads) {
-            let from = match p.chunk {
-                COPIED => &batch.data[..],
-                i => &chunks[i as usize][..],
-            };
+            let from = &chunks[p.chunk as usize];
             table.segment(m, &from[p.start as usize..][..p.len as usize]);
         }
         batch.metas.clear();
         batch.payloads.clear();
-        batch.data.clear();
         table.take_done()
     };
     let batches = &mut round.batches;
@@ -389,32 +380,23 @@ fn process(workers: &Workers, tables: &mut [FlowTable], round: &mut Round) -> Ve
     done
 }
 
-/// Where `payload` will be found by the workers: in `chunk` (the reader's shared input
-/// chunk it lies in, added to the round's `chunks` once), or else copied to `data`.
+/// Where `payload` will be found by the workers: in `chunk`, the reader's shared input
+/// chunk it lies in (added to the round's `chunks` once). `None` if it lies elsewhere,
+/// which the reader never does (packet data is parsed in place).
 fn payload_of(
     payload: &[u8],
     chunk: &SharedChunk,
     chunks: &mut Vec<SharedChunk>,
-    data: &mut Vec<u8>,
-) -> Payload {
-    let len = payload.len() as u32;
-    if let Some(range) = chunk.range_of(payload) {
-        if !chunks.last().is_some_and(|last| last.same(chunk)) {
-            chunks.push(chunk.clone());
-        }
-        return Payload {
-            chunk: (chunks.len() - 1) as u32,
-            start: range.start as u32,
-            len,
-        };
+) -> Option<Payload> {
+    let range = chunk.range_of(payload)?;
+    if !chunks.last().is_some_and(|last| last.same(chunk)) {
+        chunks.push(chunk.clone());
     }
-    let start = data.len() as u32;
-    data.extend_from_slice(payload);
-    Payload {
-        chunk: COPIED,
-        start,
-        len,
-    }
+    Some(Payload {
+        chunk: (chunks.len() - 1) as u32,
+        start: range.start as u32,
+        len: payload.len() as u32,
+    })
 }
 
 /// Reads frames, decodes them down to TCP and fills rounds of per-shard batches.
@@ -481,14 +463,14 @@ impl RoundReader {
                             continue;
                         }
                     };
+                    let Some(payload) = payload_of(seg.payload, p.chunk, &mut round.chunks) else {
+                        debug_assert!(false, "packet data outside the reader's chunk");
+                        totals.skipped.malformed += 1;
+                        continue;
+                    };
                     let shard = shard_of(seg.src, seg.dst, self.shards);
                     let batch = &mut round.batches[shard];
-                    batch.payloads.push(payload_of(
-                        seg.payload,
-                        p.chunk,
-                        &mut round.chunks,
-                        &mut batch.data,
-                    ));
+                    batch.payloads.push(payload);
                     batch.metas.push(SegmentMeta {
                         packet_no: totals.packets,
                         ts_ns: p.ts_ns,
