@@ -15,10 +15,13 @@
 //! Wireshark and the analyzer see the decrypted HTTP as an ordinary TCP stream.
 //!
 //! When both ends of a connection are traced (curl and nginx on one host), the same
-//! bytes are reported twice; the first process that reports a connection owns it and
-//! the other side's copies are skipped (counted in [`SynthStats::peer_copies`]).
+//! bytes are reported twice. Each direction is written from the first end to report it
+//! (the writer, whose `SSL_write` is seen before the peer's `SSL_read` returns), the
+//! other end's copies are skipped (counted in [`SynthStats::peer_copies`]), and the FIN
+//! waits until every end that reported the connection has called `SSL_free`: a response
+//! the client never reads is still captured from the server's writes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::mem::{offset_of, size_of, MaybeUninit};
@@ -486,7 +489,7 @@ pub struct SynthPacket {
 pub struct SynthStats {
     /// Data events received.
     pub chunks: u64,
-    /// Data events of the other end of a connection already owned (skipped).
+    /// Data events of a direction already written from the other end (skipped).
     pub peer_copies: u64,
     /// Chunks dropped because their socket never became known.
     pub unresolved_chunks: u64,
@@ -506,22 +509,25 @@ fn key_of(a: SocketAddr, b: SocketAddr) -> FlowKey {
 
 #[derive(Debug, Default)]
 struct DirState {
+    /// The end whose copy of this direction is written: the first to report it.
+    source: Option<EndId>,
     /// Stream offset that maps to ISN + 1; set by the first chunk seen.
     base: Option<u64>,
     /// Highest relative end offset sent so far.
     end: u64,
 }
 
+/// An end of a connection as the tracer names it: (pid, SSL *).
+type EndId = (u32, u64);
+
 #[derive(Debug)]
 struct Flow {
-    /// (pid, SSL *) whose view of the connection is written.
-    owner: (u32, u64),
     client: SocketAddr,
     server: SocketAddr,
     /// 0: client → server, 1: server → client.
     dirs: [DirState; 2],
-    /// Other (pid, SSL *) that reported this connection: the other end.
-    peers: HashSet<(u32, u64)>,
+    /// Every end that reported this connection, and whether it has closed.
+    ends: Vec<(EndId, bool)>,
     ip_id: u16,
 }
 
@@ -551,10 +557,10 @@ const TCP_ACK: u8 = 0x10;
 #[derive(Debug, Default)]
 pub struct TlsSynth {
     flows: HashMap<FlowKey, Flow>,
-    /// Closed connections: when, owner and peers (late copies are skipped).
-    closed: HashMap<FlowKey, (Instant, HashSet<(u32, u64)>)>,
-    /// Chunks whose socket is not known yet, per (pid, SSL *).
-    pending: HashMap<(u32, u64), (Instant, usize, Vec<TlsData>)>,
+    /// Closed connections: when, and their ends (whose late copies are skipped).
+    closed: HashMap<FlowKey, (Instant, Vec<EndId>)>,
+    /// Chunks whose socket is not known yet, per end.
+    pending: HashMap<EndId, (Instant, usize, Vec<TlsData>)>,
     /// Counters.
     pub stats: SynthStats,
 }
@@ -598,11 +604,17 @@ impl TlsSynth {
                 }
                 let Some(sock) = socket else { return };
                 let key = key_of(sock.local, sock.remote);
-                if self.flows.get(&key).is_some_and(|f| f.owner == (pid, ssl)) {
+                let Some(f) = self.flows.get_mut(&key) else {
+                    return;
+                };
+                let Some(end) = f.ends.iter_mut().find(|(id, _)| *id == (pid, ssl)) else {
+                    return;
+                };
+                end.1 = true;
+                if f.ends.iter().all(|(_, closed)| *closed) {
                     if let Some(mut f) = self.flows.remove(&key) {
                         self.fin(&mut f, ts_ns, pid, out);
-                        let mut ids = f.peers;
-                        ids.insert(f.owner);
+                        let ids = f.ends.iter().map(|(id, _)| *id).collect();
                         self.closed.insert(key, (Instant::now(), ids));
                     }
                 }
@@ -632,13 +644,7 @@ impl TlsSynth {
         };
         let key = key_of(src, dst);
         let id = (d.pid, d.ssl);
-        if let Some(f) = self.flows.get_mut(&key) {
-            if f.owner != id {
-                f.peers.insert(id);
-                self.stats.peer_copies += 1;
-                return;
-            }
-        } else {
+        if !self.flows.contains_key(&key) {
             if self
                 .closed
                 .get(&key)
@@ -650,11 +656,10 @@ impl TlsSynth {
             self.closed.remove(&key);
             // HTTP/1 clients speak first: the sender of the first byte is the client.
             let mut f = Flow {
-                owner: id,
                 client: src,
                 server: dst,
                 dirs: Default::default(),
-                peers: HashSet::new(),
+                ends: Vec::new(),
                 ip_id: 0,
             };
             self.handshake(&mut f, &d, out);
@@ -663,7 +668,14 @@ impl TlsSynth {
         let Some(f) = self.flows.get_mut(&key) else {
             return;
         };
+        if !f.ends.iter().any(|(end, _)| *end == id) {
+            f.ends.push((id, false));
+        }
         let dir = usize::from(src != f.client);
+        if *f.dirs[dir].source.get_or_insert(id) != id {
+            self.stats.peer_copies += 1;
+            return;
+        }
         let base = *f.dirs[dir].base.get_or_insert(d.stream_off);
         let rel = d.stream_off.wrapping_sub(base);
         let comment = format!("pid={} comm={} tls", d.pid, d.comm);
@@ -1119,30 +1131,34 @@ mod tests {
     }
 
     #[test]
-    fn server_view_and_peer_copies() {
+    fn both_ends_traced_each_direction_written_once() {
         let mut s = TlsSynth::default();
         let server = ep("127.0.0.1:8443", "127.0.0.1:40000");
         let client = ep("127.0.0.1:40000", "127.0.0.1:8443");
+        let close = |pid, ssl, socket| TlsEvent::Close {
+            ts_ns: 9,
+            ssl,
+            pid,
+            socket,
+        };
         let pkts = run(
             &mut s,
             vec![
-                // nginx reads the request first: it owns the connection.
+                // nginx's read is the first report: it writes the request direction.
                 data(20, 0xb, true, 0, server, b"GET / HTTP/1.1\r\n\r\n"),
                 // curl's copy of the same bytes is skipped.
                 data(10, 0xa, false, 0, client, b"GET / HTTP/1.1\r\n\r\n"),
                 data(20, 0xb, false, 0, server, b"HTTP/1.1 200 OK\r\n\r\n"),
                 data(10, 0xa, true, 0, client, b"HTTP/1.1 200 OK\r\n\r\n"),
-                TlsEvent::Close {
-                    ts_ns: 9,
-                    ssl: 0xb,
-                    pid: 20,
-                    socket: server,
-                },
-                // A late copy after the owner closed: still skipped.
+                close(20, 0xb, server),
+                // One end closed, the other has not: no FIN yet, copies still skipped.
                 data(10, 0xa, true, 19, client, b"x"),
+                close(10, 0xa, client),
+                // A late copy after both closed: still skipped.
+                data(20, 0xb, false, 19, server, b"x"),
             ],
         );
-        assert_eq!(s.stats.peer_copies, 3);
+        assert_eq!(s.stats.peer_copies, 4);
         let segs: Vec<_> = pkts
             .iter()
             .map(|p| tcp_segment(RAW, &p.data).unwrap())
@@ -1152,6 +1168,46 @@ mod tests {
         assert_eq!(segs[3].payload, b"GET / HTTP/1.1\r\n\r\n");
         assert_eq!(segs[4].src, "127.0.0.1:8443".parse().unwrap());
         assert_eq!(pkts.len(), 3 + 2 + 3);
+        assert!(segs[5].fin && segs[6].fin && !segs[7].fin);
+        assert_eq!(pkts[5].pid, 10, "the FIN comes with the last end to close");
+    }
+
+    #[test]
+    fn a_response_the_client_never_reads_is_written_from_the_server() {
+        let mut s = TlsSynth::default();
+        let server = ep("[::1]:8443", "[::1]:40000");
+        let client = ep("[::1]:40000", "[::1]:8443");
+        let pkts = run(
+            &mut s,
+            vec![
+                data(10, 0xa, false, 0, client, b"GET / HTTP/1.1\r\n\r\n"),
+                data(20, 0xb, true, 0, server, b"GET / HTTP/1.1\r\n\r\n"),
+                // curl gives up before reading anything.
+                TlsEvent::Close {
+                    ts_ns: 7,
+                    ssl: 0xa,
+                    pid: 10,
+                    socket: client,
+                },
+                data(20, 0xb, false, 0, server, b"HTTP/1.1 200 OK\r\n\r\n"),
+                TlsEvent::Close {
+                    ts_ns: 9,
+                    ssl: 0xb,
+                    pid: 20,
+                    socket: server,
+                },
+            ],
+        );
+        let segs: Vec<_> = pkts
+            .iter()
+            .map(|p| tcp_segment(RAW, &p.data).unwrap())
+            .collect();
+        assert_eq!(pkts.len(), 3 + 2 + 3);
+        assert_eq!(segs[3].payload, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!((pkts[3].pid, segs[3].seq), (10, ISN_CLIENT + 1));
+        assert_eq!(segs[4].payload, b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!((pkts[4].pid, segs[4].seq), (20, ISN_SERVER + 1));
+        assert!(segs[5].fin && segs[6].fin);
     }
 
     #[test]

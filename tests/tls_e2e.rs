@@ -371,7 +371,7 @@ fn tls_sockets_are_found_in_every_attribution_mode() {
 /// handshake: a TLS client that writes a request and closes without ever calling
 /// SSL_read still has every chunk placed on its connection, in every attribution mode.
 #[test]
-fn tls_client_that_never_reads_has_its_socket() {
+fn tls_client_that_never_reads_has_its_socket_and_the_response() {
     require_tools(&["ip", "nginx", "openssl", "python3"]);
     let ns = Netns::new();
     let docroot = Docroot::new();
@@ -410,6 +410,8 @@ fn tls_client_that_never_reads_has_its_socket() {
             .map(Vec::as_slice)
             .unwrap_or_default();
         assert!(flags.contains(&serde_json::json!("tls")), "{row}");
+        // The client never reads the response: it comes from nginx's writes.
+        assert_eq!(row["status"], 200, "--syscalls {mode}: {row}");
         if mode != "off" {
             assert_eq!(row["client_comm"], "python3", "{row}");
         }
