@@ -37,6 +37,7 @@ use l7rec_capture::{CaptureWriter, Direction, Interface, PacketOut, SourceStats}
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, UprobeOpts};
 
+use crate::handshakes::{flow_key, FlowKey};
 use crate::redact::Redactor;
 use crate::ring_events::DecodedRing;
 use crate::syscalls::TlsSocketMaps;
@@ -497,16 +498,6 @@ pub struct SynthStats {
     pub packets: u64,
 }
 
-type FlowKey = (SocketAddr, SocketAddr);
-
-fn key_of(a: SocketAddr, b: SocketAddr) -> FlowKey {
-    if a <= b {
-        (a, b)
-    } else {
-        (b, a)
-    }
-}
-
 #[derive(Debug, Default)]
 struct DirState {
     /// The end whose copy of this direction is written: the first to report it.
@@ -603,7 +594,7 @@ impl TlsSynth {
                     self.stats.unresolved_chunks += waiting.len() as u64;
                 }
                 let Some(sock) = socket else { return };
-                let key = key_of(sock.local, sock.remote);
+                let key = flow_key(sock.local, sock.remote);
                 let Some(f) = self.flows.get_mut(&key) else {
                     return;
                 };
@@ -642,7 +633,7 @@ impl TlsSynth {
         } else {
             (sock.local, sock.remote)
         };
-        let key = key_of(src, dst);
+        let key = flow_key(src, dst);
         let id = (d.pid, d.ssl);
         if !self.flows.contains_key(&key) {
             if self
