@@ -175,6 +175,16 @@ enum l7_tls_kind {
 	L7_TLS_CLOSE = 2, /* SSL_free of an SSL object seen before (no data) */
 };
 
+/* Which SSL function an entry probe is on: the attach cookie of tls.bpf.c's entry program. */
+enum l7_tls_op {
+	L7_TLS_OP_READ = 1,
+	L7_TLS_OP_READ_EX = 2,
+	L7_TLS_OP_WRITE = 3,
+	L7_TLS_OP_WRITE_EX = 4,
+	L7_TLS_OP_HANDSHAKE = 5, /* moves no plaintext: only learns the socket */
+	L7_TLS_OP_FREE = 6,      /* the connection is over */
+};
+
 /* struct l7_tls_event.flags */
 enum l7_tls_flags {
 	L7_TLS_F_READ = 1 << 0,     /* SSL_read*: data flowed from the peer to the process */

@@ -79,14 +79,6 @@ struct {
 	__type(value, __u64);
 } tls_counters SEC(".maps");
 
-enum l7_tls_op {
-	L7_TLS_OP_READ = 1,
-	L7_TLS_OP_READ_EX = 2,
-	L7_TLS_OP_WRITE = 3,
-	L7_TLS_OP_WRITE_EX = 4,
-	L7_TLS_OP_HANDSHAKE = 5, /* moves no plaintext: only learns the socket */
-};
-
 #include "tls_socket.h"
 
 /* Per SSL object (per process): its socket, once learned, and the stream offsets. */
@@ -179,36 +171,65 @@ static __always_inline int enter(__u32 op, void *ssl, const void *buf, void *len
 	return 0;
 }
 
-SEC("uprobe")
-int BPF_KPROBE(l7_ssl_read, void *ssl, void *buf, int num)
+/* ---- end of a TLS connection ---- */
+
+static __always_inline int ssl_free(void *ssl)
 {
-	return enter(L7_TLS_OP_READ, ssl, buf, NULL);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct l7_tls_ssl_key skey = {};
+	struct l7_tls_event *e;
+	struct l7_tls_ssl *st;
+
+	skey.tgid = pid_tgid >> 32;
+	skey.ssl = (__u64)ssl;
+	st = bpf_map_lookup_elem(&tls_ssls, &skey);
+	if (!st)
+		return 0;
+	e = bpf_ringbuf_reserve(&tls_events, sizeof(*e), 0);
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->kind = L7_TLS_CLOSE;
+		e->flags = st->have_tuple ? 0 : L7_TLS_F_NO_TUPLE;
+		e->ts = bpf_ktime_get_ns();
+		e->ssl = (__u64)ssl;
+		e->stream_off = st->written;
+		e->read_off = st->read;
+		e->tgid = skey.tgid;
+		e->tid = (__u32)pid_tgid;
+		e->fd = st->fd;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		__builtin_memcpy(&e->sock, &st->sock, sizeof(e->sock));
+		bpf_ringbuf_submit(e, 0);
+	} else {
+		count(L7_TLS_C_DROP_CHUNKS, 1);
+	}
+	bpf_map_delete_elem(&tls_ssls, &skey);
+	return 0;
 }
 
+/* One entry program for every probed function, told apart by the attach cookie (enum
+ * l7_tls_op): user space attaches it with a single uprobe.multi link where the kernel
+ * has them (6.6+), whose detach waits for the kernel once instead of once per function.
+ * SSL_do_handshake: both ends receive during the handshake, so its socket is known
+ * before the first SSL_write (only receives are watched, tls_socket.h). */
 SEC("uprobe")
-int BPF_KPROBE(l7_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
+int BPF_KPROBE(l7_ssl_enter, void *ssl, void *buf, __u64 num, void *lenp)
 {
-	return enter(L7_TLS_OP_READ_EX, ssl, buf, readbytes);
-}
+	__u32 op = (__u32)bpf_get_attach_cookie(ctx);
 
-SEC("uprobe")
-int BPF_KPROBE(l7_ssl_write, void *ssl, const void *buf, int num)
-{
-	return enter(L7_TLS_OP_WRITE, ssl, buf, NULL);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(l7_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *written)
-{
-	return enter(L7_TLS_OP_WRITE_EX, ssl, buf, written);
-}
-
-/* Both ends receive during the handshake: its socket is known before the first
- * SSL_write (only receives are watched, tls_socket.h). */
-SEC("uprobe")
-int BPF_KPROBE(l7_ssl_handshake, void *ssl)
-{
-	return enter(L7_TLS_OP_HANDSHAKE, ssl, NULL, NULL);
+	switch (op) {
+	case L7_TLS_OP_READ:
+	case L7_TLS_OP_WRITE:
+		return enter(op, ssl, buf, NULL);
+	case L7_TLS_OP_READ_EX:
+	case L7_TLS_OP_WRITE_EX:
+		return enter(op, ssl, buf, lenp);
+	case L7_TLS_OP_HANDSHAKE:
+		return enter(op, ssl, NULL, NULL);
+	case L7_TLS_OP_FREE:
+		return ssl_free(ssl);
+	}
+	return 0;
 }
 
 /* ---- the nested socket call: which socket the SSL object uses ---- */
@@ -374,42 +395,5 @@ int BPF_KRETPROBE(l7_ssl_ret, long rc)
 		c.total = L7_TLS_MAX_CALL;
 	}
 	bpf_loop(L7_TLS_MAX_CHUNKS, copy_chunk, &c, 0);
-	return 0;
-}
-
-/* ---- end of a TLS connection ---- */
-
-SEC("uprobe")
-int BPF_KPROBE(l7_ssl_free, void *ssl)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct l7_tls_ssl_key skey = {};
-	struct l7_tls_event *e;
-	struct l7_tls_ssl *st;
-
-	skey.tgid = pid_tgid >> 32;
-	skey.ssl = (__u64)ssl;
-	st = bpf_map_lookup_elem(&tls_ssls, &skey);
-	if (!st)
-		return 0;
-	e = bpf_ringbuf_reserve(&tls_events, sizeof(*e), 0);
-	if (e) {
-		__builtin_memset(e, 0, sizeof(*e));
-		e->kind = L7_TLS_CLOSE;
-		e->flags = st->have_tuple ? 0 : L7_TLS_F_NO_TUPLE;
-		e->ts = bpf_ktime_get_ns();
-		e->ssl = (__u64)ssl;
-		e->stream_off = st->written;
-		e->read_off = st->read;
-		e->tgid = skey.tgid;
-		e->tid = (__u32)pid_tgid;
-		e->fd = st->fd;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		__builtin_memcpy(&e->sock, &st->sock, sizeof(e->sock));
-		bpf_ringbuf_submit(e, 0);
-	} else {
-		count(L7_TLS_C_DROP_CHUNKS, 1);
-	}
-	bpf_map_delete_elem(&tls_ssls, &skey);
 	return 0;
 }

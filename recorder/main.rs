@@ -4,6 +4,7 @@ mod afpacket;
 mod analyze;
 mod bpf;
 mod cli;
+mod elf_syms;
 mod frames;
 mod handshakes;
 mod metadata;

@@ -280,11 +280,17 @@ pub fn run(args: RecordArgs) -> Result<()> {
         &mut writer,
     )?;
     if let Some(t) = &tls {
-        let libs: Vec<String> = t.libs().iter().map(|p| p.display().to_string()).collect();
+        let libs: Vec<String> = t
+            .tracer()
+            .libs()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         eprintln!(
-            "l7rec: TLS plaintext from {} on interface {}",
+            "l7rec: TLS plaintext from {} on interface {} ({})",
             libs.join(", "),
-            crate::tls::TLS_INTERFACE
+            crate::tls::TLS_INTERFACE,
+            t.tracer().attach_mode()
         );
     }
 

@@ -347,10 +347,18 @@ fn tls_sockets_are_found_in_every_attribution_mode() {
     let docroot = Docroot::new();
     let nginx = TlsNginx::start(&ns, &docroot);
     let dir = temp_dir();
-    for mode in ["calls", "off"] {
-        let out = dir.path().join(format!("tls-{mode}.pcapng"));
-        let mut rec = Recorder::start(&ns, &out, &["--tls", "--syscalls", mode]);
+    // The last run attaches one uprobe per function, as on kernels before 6.6.
+    let each = [("L7REC_NO_UPROBE_MULTI", "1")];
+    for (mode, env) in [("calls", &[][..]), ("off", &[]), ("calls", &each)] {
+        let out = dir.path().join(format!("tls-{mode}-{}.pcapng", env.len()));
+        let mut rec = Recorder::start_with_env(&ns, &out, &["--tls", "--syscalls", mode], env);
         rec.wait_ready(secs(20));
+        let attach = if env.is_empty() {
+            "(uprobe.multi links)"
+        } else {
+            "(one uprobe per function)"
+        };
+        assert!(rec.stderr().contains(attach), "{}", rec.stderr());
         let (curl_pid, _) = curl_keepalive(&ns, &[], &["/index.html".to_owned()]);
         thread::sleep(Duration::from_millis(300));
         stop_with_every_chunk_placed(rec, mode);

@@ -251,6 +251,11 @@ pub struct Recorder {
 impl Recorder {
     /// Starts the recorder (does not wait until it is ready: see [`Recorder::wait_ready`]).
     pub fn start(ns: &Netns, output: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(ns, output, extra, &[])
+    }
+
+    /// [`Recorder::start`] with extra environment variables.
+    pub fn start_with_env(ns: &Netns, output: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let stderr_file = tempfile::NamedTempFile::new().expect("creating a stderr file");
         let mut args: Vec<String> =
             vec!["record".into(), "-o".into(), output.display().to_string()];
@@ -258,6 +263,7 @@ impl Recorder {
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name(), L7REC])
             .args(&args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stderr_file.reopen().expect("reopening the stderr file"))
             .stderr(stderr_file.reopen().expect("reopening the stderr file"))
