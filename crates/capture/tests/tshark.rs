@@ -103,3 +103,60 @@ fn tshark_finds_the_request_lines() {
     let want: Vec<String> = (0..20).map(|i| format!("/item/{i}")).collect();
     assert_eq!(uris, want);
 }
+
+/// Incompressible packets (images, gzip bodies) make zstd frames of about their own
+/// size. tshark 4.0 finds a frame that starts after its first 128 KiB input buffer
+/// only if that buffer begins with a frame: the writer lays frames out so it always
+/// does (zstd_frames), or this file "appears to be damaged or corrupt" after ~90 rows.
+#[test]
+fn tshark_reads_zstd_of_incompressible_packets() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let out = SharedBuf::default();
+    let opts = WriterOptions {
+        compression: Compression::Zstd { level: 1 },
+        ..Default::default()
+    };
+    let mut w = CaptureWriter::new(out.clone(), &opts).unwrap();
+    w.add_interface(&interfaces()[0]).unwrap();
+    let count = 4000u32;
+    for i in 0..count {
+        // Mostly incompressible, some text, flushes at uneven points.
+        let payload = if i % 5 == 0 {
+            format!("GET /item/{i} HTTP/1.1\r\nHost: example\r\n\r\n").into_bytes()
+        } else {
+            noise(1400)
+        };
+        w.write_packet(&PacketOut {
+            interface_id: 0,
+            ts_ns: 1_764_000_000_000_000_000 + u64::from(i) * 1000,
+            data: &tcp_frame(40000, 80, i * 1400, &payload),
+            orig_len: 0,
+            direction: Direction::Unknown,
+            process: None,
+            comment: None,
+        })
+        .unwrap();
+        if i % 997 == 996 {
+            w.flush().unwrap();
+        }
+    }
+    w.finish().unwrap();
+    let bytes = out.0.lock().unwrap().clone();
+    assert!(
+        bytes.len() > 4 * 131_075,
+        "several tshark buffers: {}",
+        bytes.len()
+    );
+    let rows = tshark_rows(&bytes, &["frame.number"]);
+    assert_eq!(rows.len(), count as usize);
+}
