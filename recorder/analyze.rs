@@ -4,12 +4,13 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::num::NonZeroUsize;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use l7rec_analyzer::report::{Format, Kind, ReportWriter};
 use l7rec_analyzer::AnalyzeError;
 
 use crate::cli::{AnalyzeArgs, ReportFormat};
+use crate::files::same_file;
 
 /// Runs the analysis and writes the report to stdout or `--output`.
 pub fn run(args: AnalyzeArgs) -> Result<()> {
@@ -45,6 +46,15 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         threads: args.threads.map(NonZeroUsize::get),
         without_headers: kind != Kind::Transactions(Format::Har),
     };
+    if let Some(p) = &args.output {
+        if let Some(input) = args.files.iter().find(|f| same_file(f, p)) {
+            bail!(
+                "-o {} is the input {}: refusing to overwrite a capture",
+                p.display(),
+                input.display()
+            );
+        }
+    }
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

@@ -5,6 +5,7 @@ mod analyze;
 mod bpf;
 mod cli;
 mod elf_syms;
+mod files;
 mod frames;
 mod handshakes;
 mod metadata;

@@ -90,7 +90,9 @@ enum Stop {
     CommandExited(std::process::ExitStatus),
 }
 
-/// Creates the capture file, mode 0600 even if it existed with wider permissions.
+/// Creates the capture file, mode 0600 even if it existed as a regular file with wider
+/// permissions (captures hold secrets). Anything else (`/dev/null`, a FIFO) is written
+/// to as it is: its mode is shared with every other user of it.
 fn create_output(path: &Path) -> Result<File> {
     let file = OpenOptions::new()
         .write(true)
@@ -99,8 +101,14 @@ fn create_output(path: &Path) -> Result<File> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot create capture file {}", path.display()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict permissions of {}", path.display()))?;
+    let regular = file
+        .metadata()
+        .with_context(|| format!("cannot stat {}", path.display()))?
+        .is_file();
+    if regular {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict permissions of {}", path.display()))?;
+    }
     Ok(file)
 }
 
@@ -627,5 +635,31 @@ mod tests {
         );
         assert!(trace_modes(false, Some(SyscallMode::Off)).is_empty());
         assert!(trace_modes(true, None).is_empty());
+    }
+
+    #[test]
+    fn output_mode_is_restricted_only_for_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cap.pcapng");
+        std::fs::write(&file, b"old").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        create_output(&file).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+        // A device node of our own (like /dev/null): written to, its mode left alone.
+        let dev = dir.path().join("null");
+        let c = std::ffi::CString::new(dev.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path; makedev(1, 3) is the null device.
+        if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) } != 0 {
+            eprintln!(
+                "skipped the device part: mknod needs root ({})",
+                io::Error::last_os_error()
+            );
+            return;
+        }
+        std::fs::set_permissions(&dev, std::fs::Permissions::from_mode(0o666)).unwrap();
+        create_output(&dev).unwrap();
+        assert_eq!(mode(&dev), 0o666);
     }
 }

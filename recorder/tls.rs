@@ -40,6 +40,7 @@ use libbpf_rs::{
 };
 
 use crate::elf_syms;
+use crate::files::same_file;
 use crate::handshakes::{flow_key, FlowKey};
 use crate::redact::Redactor;
 use crate::ring_events::DecodedRing;
@@ -1103,13 +1104,6 @@ impl TlsRecording {
             k.trunc_bytes,
             self.synth.stats.unresolved_chunks,
         )
-    }
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => a == b,
     }
 }
 
