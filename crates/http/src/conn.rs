@@ -314,7 +314,16 @@ impl Connection {
         }
         match item {
             Item::Data(bytes, ts) => {
-                self.dir_mut(side).last_ts = ts;
+                let d = self.dir_mut(side);
+                d.last_ts = ts;
+                if let State::Resync { .. } = d.state {
+                    // A data call is a TCP segment (the reassembler keeps segment
+                    // boundaries), and senders start messages at segment starts far
+                    // more often than not: a body that does not end with a newline
+                    // must not hide the status line right after it (capture started
+                    // in such a body). The start line is still checked in full.
+                    d.state = State::Resync { line_start: true };
+                }
                 self.process(side, bytes, ts);
             }
             Item::Gap(len) => {

@@ -52,7 +52,9 @@
 //!   in or at the start of a head loses that message: a transaction flagged
 //!   `gap` stands for it (so later responses still pair with the right
 //!   requests), and the side resynchronises: it discards bytes until, at a line
-//!   start, something looks like a message start (a method token and a space
+//!   start or at the start of a `data` call (a TCP segment: a capture that
+//!   starts inside a body not ending with a newline still finds the next
+//!   message), something looks like a message start (a method token and a space
 //!   for requests, `HTTP/1.` for responses) and then parses a valid start
 //!   line. Candidates that turn out not to be messages are skipped silently.
 //! * **Malformed input** (bad start line, header syntax, conflicting

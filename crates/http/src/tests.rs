@@ -478,6 +478,71 @@ fn midstream_capture() {
     );
 }
 
+/// QA's `mid4b.pcap`: the capture starts in the last segment of a body that does not
+/// end with a newline; each later response starts a segment of its own. Resync must
+/// take a segment start as a message start, or no response is ever found.
+#[test]
+fn midstream_resync_takes_a_status_line_at_a_segment_start() {
+    let steps: &[(Side, &[u8])] = &[
+        (S, b"BBBBBBBB end of an earlier body, no newline"),
+        (C, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"),
+        (S, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\naaa"),
+        (C, b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+        (S, b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nbbbbb"),
+        (C, b"GET /c HTTP/1.1\r\nHost: h\r\n\r\n"),
+        (
+            S,
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\nccccccc",
+        ),
+    ];
+    let txs = run_with(Connection::midstream(), steps);
+    let got: Vec<_> = txs.iter().map(|t| (summary(t), names(t))).collect();
+    assert_eq!(
+        got,
+        vec![
+            ((Some("GET"), Some("/a"), Some(200), 0, 3), vec![]),
+            ((Some("GET"), Some("/b"), Some(201), 0, 5), vec![]),
+            ((Some("GET"), Some("/c"), Some(404), 0, 7), vec![]),
+        ]
+    );
+}
+
+/// The same on the client side: a request body without a final newline, then a
+/// request in a segment of its own.
+#[test]
+fn midstream_resync_takes_a_request_line_at_a_segment_start() {
+    let steps: &[(Side, &[u8])] = &[
+        (C, b"xxxx tail of an upload"),
+        (C, b"GET /next HTTP/1.1\r\n\r\n"),
+        (S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ];
+    let txs = run_with(Connection::midstream(), steps);
+    let got: Vec<_> = txs.iter().map(|t| (summary(t), names(t))).collect();
+    assert_eq!(
+        got,
+        vec![((Some("GET"), Some("/next"), Some(200), 0, 0), vec![])]
+    );
+}
+
+/// A segment start is a candidate, not a message: one that is not a valid start line
+/// is skipped silently, and the search goes on at line starts after it.
+#[test]
+fn midstream_segment_start_that_is_not_a_status_line_is_skipped() {
+    let steps: &[(Side, &[u8])] = &[
+        (C, b"GET /a HTTP/1.1\r\n\r\n"),
+        (
+            S,
+            b"HTTP/1.1 2xx body text\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na",
+        ),
+    ];
+    let txs = run_with(Connection::midstream(), steps);
+    let got: Vec<_> = txs.iter().map(|t| (summary(t), names(t))).collect();
+    assert_eq!(
+        got,
+        vec![((Some("GET"), Some("/a"), Some(200), 0, 1), vec![])]
+    );
+}
+
 #[test]
 fn finish_reports_pending_and_incomplete() {
     let mut c = Connection::new();
