@@ -103,6 +103,14 @@ struct Dir {
     force: bool,
     closed: bool,
     last_ts: u64,
+    /// Latest timestamp of input that resynchronisation threw away (or of the data
+    /// after a gap it could not account for) since the last head found by
+    /// resynchronisation was committed. A whole message may hide in those bytes, so
+    /// no response found after them may go to a request seen before them.
+    skipped_ts: Option<u64>,
+    /// A gap hit while resynchronising: its bytes were sent before the next data
+    /// (whose timestamp bounds them, see [`Dir::note_skip`]).
+    skipped_gap: bool,
 }
 
 impl Dir {
@@ -119,7 +127,14 @@ impl Dir {
             force: false,
             closed: false,
             last_ts: 0,
+            skipped_ts: None,
+            skipped_gap: false,
         }
+    }
+
+    /// Records that input of time `ts` was discarded unparsed.
+    fn note_skip(&mut self, ts: u64) {
+        self.skipped_ts = Some(self.skipped_ts.map_or(ts, |s| s.max(ts)));
     }
 
     /// Forgets the current head.
@@ -323,6 +338,10 @@ impl Connection {
                     // must not hide the status line right after it (capture started
                     // in such a body). The start line is still checked in full.
                     d.state = State::Resync { line_start: true };
+                    if std::mem::take(&mut d.skipped_gap) {
+                        // The lost bytes came before these: bounded by this time.
+                        d.note_skip(ts);
+                    }
                 }
                 self.process(side, bytes, ts);
             }
@@ -380,7 +399,7 @@ impl Connection {
             }
             let n = match self.dir(side).state {
                 State::Ignore => return,
-                State::Resync { line_start } => self.resync(side, data, line_start),
+                State::Resync { line_start } => self.resync(side, data, line_start, ts),
                 State::Head => self.head_step(side, data, ts),
                 State::Body(_) => self.body_step(side, data, ts),
             };
@@ -389,7 +408,10 @@ impl Connection {
     }
 
     /// Skips to the next plausible message start (at a line start) in `data`.
-    fn resync(&mut self, side: Side, data: &[u8], line_start: bool) -> usize {
+    /// Bytes before a start found in the same data call are taken as the end of the
+    /// message that was lost; a data call discarded to its end is noted (see
+    /// [`Dir::skipped_ts`]).
+    fn resync(&mut self, side: Side, data: &[u8], line_start: bool, ts: u64) -> usize {
         let candidate = |p: usize| {
             p < data.len() && !matches!(data[p], b'\r' | b'\n') && head::prefix_ok(side, &data[p..])
         };
@@ -412,6 +434,7 @@ impl Connection {
                 d.state = State::Resync {
                     line_start: data.last() == Some(&b'\n'),
                 };
+                d.note_skip(ts);
                 data.len()
             }
         }
@@ -431,6 +454,11 @@ impl Connection {
                 if skip > 0 {
                     return skip;
                 }
+            }
+            if side == Side::Server {
+                // Before deciding whether to wait for a request: requests whose
+                // responses may have been skipped are not waiting any more.
+                self.drop_skipped_responses();
             }
             if self.blocked(side) {
                 self.dir_mut(side).stalled = true;
@@ -526,7 +554,10 @@ impl Connection {
         let ts = d.last_ts;
         match d.state {
             State::Ignore => {}
-            State::Resync { .. } => d.state = State::Resync { line_start: true },
+            State::Resync { .. } => {
+                d.state = State::Resync { line_start: true };
+                d.skipped_gap = true;
+            }
             State::Head => {
                 if !d.tentative {
                     let start = MsgHead::from_start_line(head::partial_start_line(side, &d.buf));
@@ -548,6 +579,8 @@ impl Connection {
                         self.message_done(side, ts, State::Head);
                     }
                     Skip::Lost(n) => {
+                        // The gap goes on past this body: what followed it is lost.
+                        self.dir_mut(side).skipped_gap = true;
                         self.add_body(side, cur, n);
                         self.message_done(side, ts, State::Resync { line_start: true });
                     }
@@ -590,6 +623,10 @@ impl Connection {
             Side::Client => self.commit_request(h, first_ts, ts),
             Side::Server => self.commit_response(h, first_ts, ts),
         }
+        // In sync again: what was skipped before this head is accounted for.
+        let d = self.dir_mut(side);
+        d.skipped_ts = None;
+        d.skipped_gap = false;
     }
 
     fn commit_request(&mut self, h: MsgHead, first_ts: u64, ts: u64) {
@@ -692,7 +729,36 @@ impl Connection {
         i
     }
 
+    /// Gives up on the responses of requests seen before server bytes that were
+    /// discarded unparsed ([`Dir::skipped_ts`]): their response may have been in
+    /// those bytes, and pairing the next response found with them would shift every
+    /// later pairing by one. Reported without a response (or `incomplete` after a
+    /// 1xx) rather than with someone else's.
+    fn drop_skipped_responses(&mut self) {
+        let Some(skip) = self.server.skipped_ts else {
+            return;
+        };
+        let mut dropped = false;
+        for p in self.queue.iter_mut().filter(|p| !p.resp_done) {
+            // Same timestamp: order unknown, so the response may be in the skip.
+            if p.tx.req_first_ts.is_some_and(|r| r <= skip) {
+                p.tx.flags |= if p.resp_started {
+                    Flags::INCOMPLETE
+                } else {
+                    Flags::NO_RESPONSE
+                };
+                p.resp_done = true;
+                dropped = true;
+            }
+        }
+        if dropped {
+            self.emit_ready();
+        }
+    }
+
     fn commit_response(&mut self, h: MsgHead, first_ts: u64, ts: u64) {
+        // Again here: requests may have been fed since the head started.
+        self.drop_skipped_responses();
         let i = self.response_target(Some(first_ts));
         let p = &mut self.queue[i];
         p.resp_started = true;

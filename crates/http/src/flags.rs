@@ -24,7 +24,8 @@ impl Flags {
     pub const PIPELINED: Flags = Flags(1 << 6);
     /// A response with no request seen for it (e.g. capture started mid-connection).
     pub const NO_REQUEST: Flags = Flags(1 << 7);
-    /// A request for which no response byte was seen.
+    /// A request for which no response was seen, or whose response may have been
+    /// among bytes skipped unparsed (mid-connection start, gap) and so is not known.
     pub const NO_RESPONSE: Flags = Flags(1 << 8);
     /// The request-target or a header was not valid UTF-8 (converted lossily).
     pub const NON_UTF8: Flags = Flags(1 << 9);

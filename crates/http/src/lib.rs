@@ -40,7 +40,11 @@
 //!   and the exchange continues. 101, or 2xx to CONNECT, reports the
 //!   transaction with `upgrade` and stops parsing the connection. A response
 //!   that began before the oldest waiting request did, or arrives when no
-//!   request can come any more, is reported alone (`no_request`).
+//!   request can come any more, is reported alone (`no_request`). When server
+//!   bytes were discarded unparsed (resynchronisation, or a gap it cannot
+//!   account for), requests seen no later than those bytes may have had their
+//!   response there: they are reported `no_response` rather than given the
+//!   next response found, which would shift every later pair by one.
 //! * **Waiting for the other direction.** Response framing depends on the
 //!   request (HEAD), so a complete response head is held back, with everything
 //!   the server sends after it, until a request is waiting for it (or the
