@@ -5,7 +5,7 @@
 # Every scenario runs in its own throwaway network namespace, on lo only; the script kills
 # only the processes it started (by pid) and deletes its namespaces, even on failure.
 # Run as root from the repository root:   scripts/make-http-fixtures.sh [SCENARIO...]
-# Needs: iproute2 nftables ethtool tcpdump tshark curl python3 nginx (nginx-light is enough).
+# Needs: iproute2 nftables ethtool tcpdump tshark editcap curl python3 nginx (nginx-light is enough).
 set -euo pipefail
 
 [[ $EUID -eq 0 ]] || { echo "run as root" >&2; exit 1; }
@@ -374,6 +374,24 @@ s_midstream() {
   expect midstream "no SYN" -eq 0 'tcp.flags.syn == 1'
 }
 
+s_loss_midstream() {
+  # No traffic of its own: loss.pcap cut so that it starts inside the 120 kB body of
+  # /big.txt, as when a capture starts in the middle of a connection. That body ends
+  # without a newline ("...loss scenari") and the next status line starts a segment of
+  # its own: resync must find it there, and must not give a later response to /index.html.
+  [[ -s $out/loss.pcap ]] || die "loss-midstream: needs $out/loss.pcap (scenario loss) first"
+  local big n
+  big=$(tshark -r "$out/loss.pcap" -2 -o tcp.reassemble_out_of_order:TRUE \
+    -Y 'http.request.uri == "/big.txt"' -T fields -e frame.number 2>/dev/null)
+  n=$(tshark -r "$out/loss.pcap" 2>/dev/null | wc -l)
+  [[ $big =~ ^[0-9]+$ ]] || die "loss-midstream: no GET /big.txt in loss.pcap"
+  # 4 frames after the request: inside the body (its ~80 segments), before its end.
+  editcap -r "$out/loss.pcap" "$out/loss-midstream.pcap" "$((big + 4))-$n"
+  finish loss-midstream 4 4
+  expect loss-midstream "no /big.txt request" -eq 0 'http.request.uri == "/big.txt"'
+  expect loss-midstream "starts inside a body" -eq 1 'frame.number == 1 && tcp.len > 0 && !http.request && !http.response'
+}
+
 s_ipv6() {
   ns_new ipv6; nginx_start
   cap_start "$out/ipv6.pcap" 'tcp port 8080'
@@ -404,7 +422,7 @@ s_sll2() {
   expect sll2 "link type SLL2" -ge 1 'sll.pkttype'
 }
 
-all=(keepalive pipelining chunked post_100_continue head_304 long_url loss loss_routed midstream ipv6 python_server sll2)
+all=(keepalive pipelining chunked post_100_continue head_304 long_url loss loss_routed midstream loss_midstream ipv6 python_server sll2)
 sel=("$@")
 [[ ${#sel[@]} -gt 0 ]] || sel=("${all[@]}")
 for s in "${sel[@]}"; do
