@@ -103,10 +103,12 @@ pub struct RecordArgs {
     /// is an error instead of a warning. Covers dynamically linked OpenSSL only (not
     /// static binaries, Go, BoringSSL, GnuTLS, NSS, kTLS). The ciphertext itself is not
     /// HTTP, so it is kept only with --all-tcp (e.g. --all-tcp --port 443).
-    #[arg(long, overrides_with = "no_tls")]
+    // Conflicting, not "last wins": like --no-tls with --ssl-lib and --syscalls with
+    // --no-syscalls, contradictory requests are refused rather than half-obeyed.
+    #[arg(long, conflicts_with = "no_tls")]
     pub tls: bool,
     /// Do not capture TLS plaintext.
-    #[arg(long, overrides_with = "tls")]
+    #[arg(long)]
     pub no_tls: bool,
     /// Also attach to this libssl (repeatable), e.g. one shipped with an application;
     /// implies --tls.
@@ -242,3 +244,25 @@ mod tests {
         assert!(parse("1").is_ok());
     }
 }
+    #[test]
+    fn contradictory_options_are_refused() {
+        use clap::error::ErrorKind;
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["l7rec", "record", "-o", "f"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(drop).map_err(|e| e.kind())
+        };
+        for pair in [
+            ["--tls", "--no-tls"],
+            ["--no-tls", "--tls"],
+            ["--no-tls", "--ssl-lib=/x/libssl.so.3"],
+            ["--syscalls=off", "--no-syscalls"],
+        ] {
+            assert_eq!(parse(&pair), Err(ErrorKind::ArgumentConflict), "{pair:?}");
+        }
+        assert_eq!(parse(&["--tls"]), Ok(()));
+        assert_eq!(parse(&["--no-tls"]), Ok(()));
+        assert_eq!(parse(&["--tls", "--ssl-lib=/x/libssl.so.3"]), Ok(()));
+    }
+
