@@ -52,7 +52,8 @@ pub struct RecordArgs {
     /// Capture file to write (created with mode 0600: captures hold cookies and tokens).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
-    /// Interface to capture on (repeatable). Default: every interface of the namespace.
+    /// Interface to capture on (repeatable; one given twice is captured once, with a
+    /// warning). Default: every interface of the namespace.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
     /// Only consider TCP flows with this port on either side (repeatable).

@@ -112,6 +112,7 @@ fn create_output(path: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// The interfaces to capture on: those named (each once), or every usable one.
 fn select_interfaces(names: &[String]) -> Result<Vec<afpacket::Interface>> {
     let all = afpacket::list_interfaces().context("listing network interfaces")?;
     if names.is_empty() {
@@ -124,7 +125,7 @@ fn select_interfaces(names: &[String]) -> Result<Vec<afpacket::Interface>> {
         }
         return Ok(usable);
     }
-    names
+    let selected = names
         .iter()
         .map(|n| {
             let found = all.iter().find(|i| &i.name == n).cloned();
@@ -143,7 +144,34 @@ fn select_interfaces(names: &[String]) -> Result<Vec<afpacket::Interface>> {
             }
             Ok(iface)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let (unique, repeated) = dedup_interfaces(selected);
+    for name in repeated {
+        eprintln!("l7rec: warning: interface {name} is given more than once; capturing it once");
+    }
+    Ok(unique)
+}
+
+/// `-i` names each interface once: a second packet socket on the same interface would
+/// store every packet twice. Repeats are dropped rather than refused since their
+/// meaning is plain (the set of interfaces), they cannot be wanted, and they come
+/// easily from scripts that join lists (`-i $CLIENT_IF -i $SERVER_IF`, both `lo`);
+/// the warning still shows a typo. Keeps the first occurrence's order; returns the
+/// kept interfaces and the names of those given more than once (each once).
+fn dedup_interfaces(ifaces: Vec<afpacket::Interface>) -> (Vec<afpacket::Interface>, Vec<String>) {
+    let mut unique: Vec<afpacket::Interface> = Vec::with_capacity(ifaces.len());
+    let mut repeated: Vec<String> = Vec::new();
+    for iface in ifaces {
+        // By index: the identity of an interface in its namespace.
+        if unique.iter().any(|u| u.index == iface.index) {
+            if !repeated.contains(&iface.name) {
+                repeated.push(iface.name);
+            }
+        } else {
+            unique.push(iface);
+        }
+    }
+    (unique, repeated)
 }
 
 /// Runs `l7rec record`.
@@ -618,6 +646,31 @@ fn os_description() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn iface(index: u32, name: &str) -> afpacket::Interface {
+        afpacket::Interface {
+            index,
+            name: name.into(),
+            arphrd: libc::ARPHRD_LOOPBACK,
+            up: true,
+        }
+    }
+
+    #[test]
+    fn repeated_interfaces_are_captured_once() {
+        let (unique, repeated) = dedup_interfaces(vec![
+            iface(1, "lo"),
+            iface(2, "veth0"),
+            iface(1, "lo"),
+            iface(1, "lo"),
+        ]);
+        let names: Vec<&str> = unique.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["lo", "veth0"]);
+        assert_eq!(repeated, ["lo"]);
+        let (unique, repeated) = dedup_interfaces(vec![iface(2, "veth0"), iface(1, "lo")]);
+        assert_eq!(unique.len(), 2);
+        assert!(repeated.is_empty());
+    }
 
     #[test]
     fn default_attribution_is_connections_with_calls_as_fallback() {

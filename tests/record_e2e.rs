@@ -1222,3 +1222,65 @@ fn sigint_right_after_traffic_loses_nothing_silently() {
     assert!(a.status.success(), "analyze failed: {}", a.stderr);
     assert_transaction(&a, "/index.html?last=1", &run, "nginx", nginx.pid);
 }
+
+/// Test 12: `-i lo -i lo` captures lo once (a warning says so): each packet is in the
+/// file once, and analyze reports the request once.
+#[test]
+fn repeated_interface_is_captured_once() {
+    let (ns, _www, nginx) = nginx_in_new_netns();
+    let dir = temp_dir();
+    let out = dir.path().join("cap.pcapng");
+    let mut rec = Recorder::start(&ns, &out, &["-i", "lo", "-i", "lo"]);
+    rec.wait_ready(secs(10));
+    let run = curl(
+        &ns,
+        &[&format!("http://127.0.0.1:{NGINX_PORT}/index.html?twice=1")],
+    );
+    thread::sleep(SETTLE);
+    let exit = rec.stop_ok(libc::SIGINT, secs(10));
+    assert!(
+        exit.stderr.contains("lo is given more than once"),
+        "a warning names the repeated interface:\n{}",
+        exit.stderr
+    );
+    assert!(
+        exit.stderr.contains("recording on lo to"),
+        "lo once in the list of interfaces:\n{}",
+        exit.stderr
+    );
+    let uris = http_uris(&out);
+    assert_tshark_clean(&uris, "requests");
+    assert_eq!(
+        uris.column(0),
+        vec!["/index.html?twice=1".to_owned()],
+        "the request packet once"
+    );
+    // Every packet once: no two frames with the same TCP sequence, ack, flags and length
+    // in the same direction (a second capture of lo would duplicate all of them).
+    let tcp = tshark_fields(
+        &out,
+        "tcp",
+        &[
+            "frame.interface_id",
+            "tcp.srcport",
+            "tcp.seq_raw",
+            "tcp.ack_raw",
+            "tcp.flags",
+            "tcp.len",
+        ],
+    );
+    assert_tshark_clean(&tcp, "tcp");
+    assert!(!tcp.rows.is_empty(), "no TCP packets recorded");
+    let mut seen = std::collections::HashSet::new();
+    for row in &tcp.rows {
+        assert_eq!(row[0], "0", "one interface only: {row:?}");
+        assert!(
+            seen.insert(row[1..].to_vec()),
+            "packet recorded twice: {row:?}"
+        );
+    }
+    let a = analyze_json(&out);
+    assert!(a.status.success(), "analyze failed: {}", a.stderr);
+    assert_eq!(a.by_uri("/index.html?twice=1").len(), 1, "{}", a.listing());
+    assert_transaction(&a, "/index.html?twice=1", &run, "nginx", nginx.pid);
+}
