@@ -29,6 +29,23 @@ pub enum Command {
     ///   l7rec record -o cap.pcapng                 # until Ctrl-C
     ///   l7rec record -o cap.pcapng -- curl -s http://127.0.0.1:8080/
     ///   l7rec record -o cap.pcapng -i lo --port 8080 --duration 30s
+    ///
+    /// With -- CMD, recording lasts as long as the command. If recording stops first
+    /// (SIGINT, SIGTERM or SIGHUP to l7rec, --duration, --count, an error), l7rec
+    /// stops the command before it exits: it passes the signal on (SIGTERM for
+    /// --duration and --count; a terminal's Ctrl-C is not sent twice, the command got
+    /// it from the terminal), records while the command shuts down, and SIGKILLs it
+    /// after 5 s (at once on a second signal). The command never outlives l7rec.
+    ///
+    /// Exit status:
+    ///   0        recording ended as asked: a signal, --duration, --count (also when
+    ///            l7rec had to stop the command: that was asked for, not a failure)
+    ///   N        with -- CMD, when the command ended the recording: its status (its
+    ///            exit code, or 128+S if signal S killed it), as `time` and `timeout`
+    ///   2        invalid command line
+    ///   125      l7rec failed (capture file, BPF, packet sockets...); the message
+    ///            starts with "l7rec: error:"
+    ///   126, 127 CMD cannot be run / was not found
     #[command(verbatim_doc_comment)]
     Record(RecordArgs),
     /// Report the HTTP transactions in captures (no root needed).
@@ -131,7 +148,9 @@ pub struct RecordArgs {
     /// implies --redact).
     #[arg(long = "redact-header", value_name = "NAME")]
     pub redact_headers: Vec<String>,
-    /// Run this command and stop recording when it exits.
+    /// Run this command and stop recording when it exits; l7rec then exits with the
+    /// command's status. When recording stops first, the command is stopped (the
+    /// signal l7rec got, or SIGTERM; SIGKILL 5 s later) and l7rec exits 0.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
@@ -238,14 +257,6 @@ mod tests {
     }
 
     #[test]
-    fn zero_threads_is_refused() {
-        use clap::Parser;
-        let parse = |n: &str| Cli::try_parse_from(["l7rec", "analyze", "f", "--threads", n]);
-        assert!(parse("0").is_err(), "no thread would analyze anything");
-        assert!(parse("1").is_ok());
-    }
-}
-    #[test]
     fn contradictory_options_are_refused() {
         use clap::error::ErrorKind;
         use clap::Parser;
@@ -267,3 +278,11 @@ mod tests {
         assert_eq!(parse(&["--tls", "--ssl-lib=/x/libssl.so.3"]), Ok(()));
     }
 
+    #[test]
+    fn zero_threads_is_refused() {
+        use clap::Parser;
+        let parse = |n: &str| Cli::try_parse_from(["l7rec", "analyze", "f", "--threads", n]);
+        assert!(parse("0").is_err(), "no thread would analyze anything");
+        assert!(parse("1").is_ok());
+    }
+}

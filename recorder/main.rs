@@ -4,6 +4,7 @@ mod afpacket;
 mod analyze;
 mod bpf;
 mod cli;
+mod command;
 mod elf_syms;
 mod files;
 mod frames;
@@ -19,15 +20,23 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // `record` passes the command's exit status on, so its own failures need a code
+    // of their own (125, or 126/127 when the command cannot be run); `analyze` keeps 1.
     let result = match cli.command {
-        cli::Command::Record(args) => record::run(args),
-        cli::Command::Analyze(args) => analyze::run(args),
+        cli::Command::Record(args) => record::run(args).map_err(|e| {
+            let code = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<command::CommandNotRun>())
+                .map_or(command::EXIT_RECORD_FAILED, |c| c.exit_code());
+            (e, code)
+        }),
+        cli::Command::Analyze(args) => analyze::run(args).map(|()| 0).map_err(|e| (e, 1)),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err((e, code)) => {
             eprintln!("l7rec: error: {}", causes(&e));
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(code)
         }
     }
 }

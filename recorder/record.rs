@@ -6,8 +6,7 @@ use std::io::{self, IsTerminal};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Command};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +19,7 @@ use l7rec_capture::{
 use crate::afpacket::{self, PacketSocket, RingConfig};
 use crate::bpf::{FilterConfig, LinkKind, SocketFilter};
 use crate::cli::{RecordArgs, SyscallMode};
+use crate::command::{self, TracedCommand};
 use crate::frames::{Frames, Source};
 use crate::metadata::Metadata;
 use crate::redact::{self, Redactor};
@@ -39,9 +39,26 @@ const RECORDS_PER_BLOCK: usize = 512;
 
 /// The signal that asked us to stop (0 = none yet).
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// How many stop signals arrived: one more while the command is being stopped means
+/// "now", and it is SIGKILLed without waiting out [`command::KILL_AFTER`].
+static STOP_SIGNALS: AtomicU32 = AtomicU32::new(0);
+/// Whether the last stop signal came from the kernel rather than from kill(2): a
+/// terminal's Ctrl-C or hangup, which the kernel sends to the whole foreground process
+/// group, so a command in l7rec's group got it already and must not get it twice
+/// (a second SIGINT cuts short many programs' graceful shutdown). `sudo` does the same.
+static STOP_FROM_KERNEL: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(sig: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let code = if info.is_null() {
+        libc::SI_USER
+    } else {
+        // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo_t; reading a field
+        // is async-signal-safe.
+        unsafe { (*info).si_code }
+    };
+    STOP_FROM_KERNEL.store(code == libc::SI_KERNEL, Ordering::Relaxed);
     STOP_SIGNAL.store(sig, Ordering::Relaxed);
+    STOP_SIGNALS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The syscall tracer modes to try, in order. An explicit `--syscalls` is the only one;
@@ -57,10 +74,17 @@ fn trace_modes(no_syscalls: bool, choice: Option<SyscallMode>) -> &'static [Trac
 }
 
 fn install_signal_handlers() -> Result<()> {
+    // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags).
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+    // SA_SIGINFO: the handler needs si_code (terminal or kill(2)); SA_RESTART as
+    // signal(2) had, so only poll() returns early (it is never restarted).
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        let prev = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-        if prev == libc::SIG_ERR {
+        // SAFETY: `action` is initialised; the handler only touches atomics, which is
+        // async-signal-safe.
+        let rc = unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) };
+        if rc != 0 {
             return Err(io::Error::last_os_error()).context("installing signal handlers");
         }
     }
@@ -88,6 +112,48 @@ enum Stop {
     Duration,
     Count,
     CommandExited(std::process::ExitStatus),
+}
+
+impl Stop {
+    /// The exit status of `l7rec record` after a successful recording. When the
+    /// command ended by itself, its status (code, or 128 + signal), as `time`,
+    /// `timeout` and `strace` do: `l7rec record -- make test` fails when the tests do.
+    /// When l7rec ended the recording (a signal, `--duration`, `--count`), 0, also if
+    /// l7rec had to stop the command: its death was asked for, not a failure of it,
+    /// and the recording — what l7rec was run for — is complete. So `--duration 30s
+    /// -- ./server` succeeds, and 0 keeps meaning what it meant without a command.
+    fn exit_code(&self) -> u8 {
+        match self {
+            Stop::CommandExited(status) => command::shell_status(*status),
+            Stop::Signal(_) | Stop::Duration | Stop::Count => 0,
+        }
+    }
+
+    /// The signal that asks the command to stop when recording stops for this reason:
+    /// the one l7rec got (unless the command got it too, from the terminal); SIGTERM
+    /// at the end of --duration (as `timeout`).
+    fn signal_for_command(&self, cmd: &TracedCommand) -> Option<libc::c_int> {
+        match self {
+            Stop::Signal(sig) => {
+                let already_got_it =
+                    STOP_FROM_KERNEL.load(Ordering::Relaxed) && cmd.shares_process_group();
+                (!already_got_it).then_some(*sig)
+            }
+            Stop::Duration | Stop::Count => Some(libc::SIGTERM),
+            Stop::CommandExited(_) => None,
+        }
+    }
+}
+
+/// Where the main loop is in stopping.
+enum Ending {
+    /// Not stopping.
+    Recording,
+    /// Recording goes on (the command's shutdown traffic is recorded) until the command
+    /// is gone; `signals` counts the stop signals seen when it began.
+    StoppingCommand { stop: Stop, signals: u32 },
+    /// Draining the rings until then.
+    Draining { until: Instant, stop: Stop },
 }
 
 /// Creates the capture file, mode 0600 even if it existed as a regular file with wider
@@ -174,8 +240,9 @@ fn dedup_interfaces(ifaces: Vec<afpacket::Interface>) -> (Vec<afpacket::Interfac
     (unique, repeated)
 }
 
-/// Runs `l7rec record`.
-pub fn run(args: RecordArgs) -> Result<()> {
+/// Runs `l7rec record`; returns its exit status (see [`Stop::exit_code`]). Errors exit
+/// [`command::EXIT_RECORD_FAILED`], or 126/127 when the command cannot be run.
+pub fn run(args: RecordArgs) -> Result<u8> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("l7rec record needs root (BPF programs and packet sockets); run it with sudo");
@@ -339,13 +406,16 @@ pub fn run(args: RecordArgs) -> Result<()> {
         args.output.display(),
         tracer.as_ref().map_or("off", |t| t.mode().name()),
     );
-    let mut child = spawn_command(&args.command)?;
+    let mut command = match args.command.split_first() {
+        Some((prog, rest)) => Some(TracedCommand::spawn(prog, rest)?),
+        None => None,
+    };
     let started = Instant::now();
     let start_ns = now_ns();
     let status = status_line();
     let mut meta = Metadata::default();
     let mut last_stats = Instant::now();
-    let mut drain_until: Option<(Instant, Stop)> = None;
+    let mut ending = Ending::Recording;
 
     let stop = loop {
         let mut got = 0usize;
@@ -416,24 +486,90 @@ pub fn run(args: RecordArgs) -> Result<()> {
                 ));
             }
         }
-        // Decide whether to stop; then keep draining briefly.
-        if let Some((until, _)) = &drain_until {
-            if Instant::now() >= *until {
-                break Ok(drain_until.take().map(|(_, s)| s).unwrap_or(Stop::Count));
+        // Decide whether to stop; stop the command, recording meanwhile; then keep
+        // draining briefly.
+        let draining = |stop| Ending::Draining {
+            until: Instant::now() + DRAIN_ON_STOP,
+            stop,
+        };
+        // Asked before `should_stop` can say "signal": a command that died at the same
+        // time (from the terminal's Ctrl-C) needs no stopping.
+        let command_running = match (&ending, command.as_mut()) {
+            (Ending::Recording, Some(cmd)) => !command_exited(cmd)?,
+            _ => false,
+        };
+        ending = match ending {
+            Ending::Recording => match should_stop(&args, started, &frames, command.as_mut())? {
+                None => Ending::Recording,
+                // -c asks for exactly that many packets: the rest is not wanted (the
+                // command is stopped after the loop).
+                Some(Stop::Count) => break Ok(Stop::Count),
+                Some(stop) => match command.as_mut().filter(|_| command_running) {
+                    Some(cmd) => {
+                        let sig = stop.signal_for_command(cmd);
+                        eprintln!(
+                            "l7rec: stopping the command (pid {}){}; SIGKILL in {}s",
+                            cmd.pid(),
+                            sig.map_or_else(
+                                || " (it got the signal from the terminal)".to_owned(),
+                                |s| format!(" with {}", signal_name(s))
+                            ),
+                            command::KILL_AFTER.as_secs()
+                        );
+                        cmd.begin_stop(sig).context("stopping the command")?;
+                        Ending::StoppingCommand {
+                            stop,
+                            signals: STOP_SIGNALS.load(Ordering::Relaxed),
+                        }
+                    }
+                    _ => draining(stop),
+                },
+            },
+            Ending::StoppingCommand { stop, signals } => {
+                let cmd = command
+                    .as_mut()
+                    .context("internal error: stopping a command that was never started")?;
+                // Another signal: the user does not want to wait (Ctrl-C twice).
+                let now = STOP_SIGNALS.load(Ordering::Relaxed);
+                if now != signals {
+                    cmd.kill_now().context("killing the command")?;
+                }
+                match cmd.poll_stop().context("stopping the command")? {
+                    Some(_) => draining(stop),
+                    None => Ending::StoppingCommand { stop, signals: now },
+                }
             }
-        } else if let Some(stop) = should_stop(&args, started, &frames, child.as_mut())? {
-            match stop {
-                // -c asks for exactly that many packets: the rest is not wanted.
-                Stop::Count => break Ok(Stop::Count),
-                other => drain_until = Some((Instant::now() + DRAIN_ON_STOP, other)),
+            Ending::Draining { until, stop } => {
+                if Instant::now() >= until {
+                    break Ok(stop);
+                }
+                Ending::Draining { until, stop }
             }
-        }
+        };
         if got == 0 {
             wait_for_packets(&captures, IDLE_POLL);
         }
     };
     if let Some(bar) = status {
         bar.finish_and_clear();
+    }
+    // Recording is over (--count, a write error) and the command still runs: it must
+    // not outlive l7rec unrecorded.
+    if let Some(cmd) = command.as_mut() {
+        match cmd.try_wait() {
+            Ok(Some(_)) => {}
+            _ => {
+                if let Err(e) = cmd.stop_blocking(libc::SIGTERM) {
+                    eprintln!("l7rec: warning: stopping the command: {e}");
+                }
+            }
+        }
+    }
+    if let Some(cmd) = command.as_ref().filter(|c| c.was_killed()) {
+        eprintln!(
+            "l7rec: the command (pid {}) did not exit when asked to; killed it with SIGKILL",
+            cmd.pid()
+        );
     }
 
     // Final counters and a clean end of the zstd frame, whatever stopped us.
@@ -492,14 +628,17 @@ pub fn run(args: RecordArgs) -> Result<()> {
         )
     })?;
     finished.with_context(|| format!("finishing {}", args.output.display()))?;
-    match stop {
+    match &stop {
         Stop::Signal(sig) => eprintln!("l7rec: stopped by signal {sig}"),
         Stop::CommandExited(status) if !status.success() => {
-            eprintln!("l7rec: the command exited with {status}");
+            eprintln!(
+                "l7rec: the command exited with {status}; exiting with {}",
+                stop.exit_code()
+            );
         }
         _ => {}
     }
-    Ok(())
+    Ok(stop.exit_code())
 }
 
 /// Interface statistics blocks and a recorder statistics record.
@@ -557,7 +696,7 @@ fn should_stop(
     args: &RecordArgs,
     started: Instant,
     frames: &Frames,
-    child: Option<&mut Child>,
+    command: Option<&mut TracedCommand>,
 ) -> Result<Option<Stop>> {
     let sig = STOP_SIGNAL.load(Ordering::Relaxed);
     if sig != 0 {
@@ -569,12 +708,27 @@ fn should_stop(
     if frames.limit_reached() {
         return Ok(Some(Stop::Count));
     }
-    if let Some(child) = child {
-        if let Some(status) = child.try_wait().context("waiting for the command")? {
+    if let Some(command) = command {
+        if let Some(status) = command.try_wait().context("waiting for the command")? {
             return Ok(Some(Stop::CommandExited(status)));
         }
     }
     Ok(None)
+}
+
+/// `SIGTERM` for 15 and so on, for the signals l7rec passes on.
+fn signal_name(sig: libc::c_int) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+/// Whether the command has exited (reaping it).
+fn command_exited(cmd: &mut TracedCommand) -> Result<bool> {
+    Ok(cmd.try_wait().context("waiting for the command")?.is_some())
 }
 
 /// Sleeps until a packet socket has data or `timeout` passes.
@@ -596,17 +750,6 @@ fn wait_for_packets(captures: &[Capture], timeout: Duration) {
             timeout.as_millis() as i32,
         );
     }
-}
-
-fn spawn_command(cmd: &[String]) -> Result<Option<Child>> {
-    let Some((prog, rest)) = cmd.split_first() else {
-        return Ok(None);
-    };
-    let child = Command::new(prog)
-        .args(rest)
-        .spawn()
-        .with_context(|| format!("cannot run {prog:?}"))?;
-    Ok(Some(child))
 }
 
 fn status_line() -> Option<ProgressBar> {
@@ -670,6 +813,21 @@ mod tests {
         let (unique, repeated) = dedup_interfaces(vec![iface(2, "veth0"), iface(1, "lo")]);
         assert_eq!(unique.len(), 2);
         assert!(repeated.is_empty());
+    }
+
+    #[test]
+    fn exit_code_is_the_commands_only_when_it_ended_the_recording() {
+        use std::os::unix::process::ExitStatusExt;
+        // Raw wait statuses: exit code in the second byte, terminating signal in the first.
+        let exited = |code: i32| std::process::ExitStatus::from_raw(code << 8);
+        let killed = std::process::ExitStatus::from_raw(libc::SIGKILL);
+        assert_eq!(Stop::CommandExited(exited(0)).exit_code(), 0);
+        assert_eq!(Stop::CommandExited(exited(7)).exit_code(), 7);
+        assert_eq!(Stop::CommandExited(killed).exit_code(), 128 + 9);
+        // Stopped on purpose by l7rec: the recording is what counts.
+        assert_eq!(Stop::Signal(libc::SIGTERM).exit_code(), 0);
+        assert_eq!(Stop::Duration.exit_code(), 0);
+        assert_eq!(Stop::Count.exit_code(), 0);
     }
 
     #[test]
