@@ -177,6 +177,9 @@ pub struct Connection {
     emitted: u32,
     prev_resp_last_ts: Option<u64>,
     upgraded: bool,
+    /// A request line or status line parsed in either direction (see
+    /// [`Connection::saw_start_line`]).
+    start_line_seen: bool,
     finishing: bool,
     finished: bool,
 }
@@ -205,6 +208,7 @@ impl Connection {
             emitted: 0,
             prev_resp_last_ts: None,
             upgraded: false,
+            start_line_seen: false,
             finishing: false,
             finished: false,
         }
@@ -274,6 +278,18 @@ impl Connection {
             self.report(p.tx);
         }
         self.finished = true;
+    }
+
+    /// True once a request line or a status line has parsed in either direction,
+    /// even if the rest of that message turned out malformed, oversized or cut by a
+    /// gap.
+    ///
+    /// This is the evidence that the connection speaks HTTP/1.x at all: bytes that
+    /// never yield one (SSH, a database protocol, random binary) still produce a
+    /// `malformed` transaction for the first message of each side, which a caller
+    /// that sees arbitrary TCP should drop when this stays false.
+    pub fn saw_start_line(&self) -> bool {
+        self.start_line_seen
     }
 
     /// True once a 101 response or successful CONNECT stopped HTTP parsing.
@@ -474,6 +490,11 @@ impl Connection {
             d.buf.extend_from_slice(&data[..take]);
             (head::scan(side, &d.buf, old, &mut d.line_ok, max), take)
         };
+        // `line_ok` is set by the scan as soon as the start line is complete and
+        // valid, before the head's end or its headers are known.
+        let line_ok = d.line_ok;
+        self.start_line_seen |= line_ok;
+        let d = self.dir_mut(side);
         match scan {
             Scan::More => {
                 if old == 0 {

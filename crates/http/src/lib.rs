@@ -65,6 +65,12 @@
 //!   Content-Length, bad chunk framing, unsupported transfer coding in a
 //!   request) is reported as a `malformed` transaction and the side
 //!   resynchronises the same way. Nothing derived from input can panic.
+//! * **Not HTTP at all.** The parser does not judge the protocol: bytes of
+//!   another protocol make the first message of each side a `malformed`
+//!   transaction, then are skipped as resynchronisation. A caller fed arbitrary
+//!   TCP asks [`Connection::saw_start_line`] (a request or status line parsed in
+//!   either direction) and drops the transactions of connections where it stays
+//!   false.
 //! * **Timestamps** are those passed with the data call carrying the first and
 //!   the last byte of each message; `resp_first_ts` is the final response's
 //!   first byte. `pipelined` is set when a request began before the previous

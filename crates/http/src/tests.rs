@@ -887,3 +887,97 @@ fn throughput() {
         );
     }
 }
+
+/// Feeds both sides (one data call each, or byte by byte), then finishes; returns
+/// `saw_start_line` and the number of transactions.
+fn start_line_seen(mut c: Connection, steps: &[(Side, &[u8])], bytewise: bool) -> (bool, usize) {
+    for (i, (side, bytes)) in steps.iter().enumerate() {
+        let n = if bytewise { 1 } else { bytes.len().max(1) };
+        for b in bytes.chunks(n) {
+            c.data(*side, b, 10 * (i as u64 + 1));
+        }
+    }
+    c.finish();
+    (c.saw_start_line(), c.take_transactions().len())
+}
+
+/// Other TCP protocols never parse as a start line, though the parser still reports
+/// their first message as `malformed`: the caller must be able to tell them apart.
+#[test]
+fn non_http_protocols_show_no_start_line() {
+    let binary: Vec<u8> = (0..=255u8).rev().cycle().take(600).collect();
+    let cases: [&[(Side, &[u8])]; 7] = [
+        &[
+            (S, b"SSH-2.0-OpenSSH_9.2p1\r\n"),
+            (C, b"SSH-2.0-OpenSSH_9.2p1\r\n"),
+            (C, &binary),
+            (S, &binary),
+        ],
+        &[(C, b"*1\r\n$4\r\nPING\r\n"), (S, b"+PONG\r\n")],
+        &[
+            (S, b"220 mail.example ESMTP\r\n"),
+            (C, b"EHLO x\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"221 bye\r\n"),
+        ],
+        &[(C, &binary[..100]), (S, &binary[100..200])],
+        &[(C, b"\x00\x00\x00\x08\x04\xd2\x16\x2f"), (S, b"N")],
+        &[(S, b"J\x00\x00\x00\x0a8.0.33\x00rest"), (C, &binary[..60])],
+        // HTTP/2 prior knowledge is not HTTP/1.x.
+        &[(C, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")],
+    ];
+    for (i, steps) in cases.iter().enumerate() {
+        for bytewise in [false, true] {
+            let (seen, n) = start_line_seen(Connection::new(), steps, bytewise);
+            assert!(!seen, "case {i} bytewise={bytewise}: {n} transactions");
+            let (seen, _) = start_line_seen(Connection::midstream(), steps, bytewise);
+            assert!(!seen, "case {i} midstream bytewise={bytewise}");
+        }
+    }
+}
+
+/// Damaged HTTP still shows a start line: malformed headers or framing, a head cut
+/// by a gap or by the end, a server answering garbage, a midstream capture.
+#[test]
+fn damaged_http_shows_a_start_line() {
+    let cases: [&[(Side, &[u8])]; 6] = [
+        &[(C, b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n")],
+        &[(
+            C,
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        )],
+        &[(C, b"GET /cut HTTP/1.1\r\nHost: h\r\n")],
+        &[
+            (C, b"\x16garbage\r\n\r\n"),
+            (S, b"HTTP/1.1 400 Bad Request\r\n\r\n"),
+        ],
+        &[(S, b"HTTP/1.1 200 OK\r\nBad header\r\n\r\n")],
+        &[
+            (C, b"GET /a HTTP/1.1\r\n"),
+            (S, b"HTTP/1.1 200 OK\r\nContent-Len"),
+        ],
+    ];
+    for (i, steps) in cases.iter().enumerate() {
+        for bytewise in [false, true] {
+            let (seen, n) = start_line_seen(Connection::new(), steps, bytewise);
+            assert!(
+                seen && n > 0,
+                "case {i} bytewise={bytewise}: {n} transactions"
+            );
+        }
+    }
+    // A head whose start line is complete, then a gap.
+    let mut c = Connection::new();
+    c.data(C, b"GET /g HTTP/1.1\r\nHo", 1);
+    c.gap(C, 100);
+    assert!(c.saw_start_line());
+    // Midstream: the tail of a body, then the next request.
+    let steps: &[(Side, &[u8])] = &[
+        (S, b"tail of a body\r\n"),
+        (C, b"GET /next HTTP/1.1\r\n\r\n"),
+    ];
+    assert!(start_line_seen(Connection::midstream(), steps, false).0);
+    // Midstream with only the tail of a body: nothing to go by yet.
+    assert!(!start_line_seen(Connection::midstream(), &steps[..1], false).0);
+}
