@@ -56,7 +56,9 @@ fn key_of(a: SocketAddr, b: SocketAddr, tls: bool) -> FlowKey {
 pub struct FlowTotals {
     /// TCP connections seen.
     pub flows: u64,
-    /// Connections that carried HTTP.
+    /// Connections that carried HTTP: a request or status line parsed in either
+    /// direction (see [`FlowTable`] for the rule). The others (TLS ciphertext, SSH,
+    /// databases, connections without data) report no transactions.
     pub http_flows: u64,
     /// TCP segments processed.
     pub segments: u64,
@@ -90,6 +92,12 @@ impl FlowTotals {
 }
 
 /// The HTTP view of a connection: who is the client, and the parser.
+///
+/// Whether the connection is HTTP at all is decided by the parser's evidence
+/// ([`http::Connection::saw_start_line`]): until a request or status line parses in
+/// either direction, its bytes go through the parser as usual (which holds at most
+/// its head and deferral caps per direction) and what it reports is only kept if
+/// that evidence comes before the connection ends. See [`FlowTable`].
 struct HttpView {
     /// Endpoint 0 is the sender of the first segment seen.
     ends: [SocketAddr; 2],
@@ -99,10 +107,22 @@ struct HttpView {
     syn_client: Option<usize>,
     parser: http::Connection,
     closed: [bool; 2],
-    /// The connection starts with a TLS record (ciphertext, e.g. captured with
-    /// --all-tcp): not HTTP, nothing to report. Its plaintext, if l7rec captured it,
-    /// is a separate flow on the TLS interface.
-    ciphertext: bool,
+    /// Decided not HTTP, nothing to report, bytes no longer parsed: the connection
+    /// starts with a TLS record (ciphertext, e.g. captured with --all-tcp; its
+    /// plaintext, if l7rec captured it, is a separate flow on the TLS interface), or
+    /// it carried `sniff_limit` bytes without a start line.
+    not_http: bool,
+    /// The parser has seen a start line: the connection is HTTP for good.
+    confirmed: bool,
+    /// Data bytes delivered (both directions) before `confirmed`.
+    unconfirmed_bytes: u64,
+    /// The start of the conversation may be missing (no handshake captured, or a
+    /// gap before the first start line): a start line can legitimately come only
+    /// after the rest of a body of any size, so no byte limit applies.
+    lenient: bool,
+    /// With a clean start, how many bytes may go by without a start line before the
+    /// connection is declared not HTTP.
+    sniff_limit: u64,
 }
 
 /// A TLS record header (content type 20..=23, version 3.x): never the start of HTTP/1.
@@ -119,13 +139,18 @@ impl HttpView {
     /// Routes one reassembled event of direction `dir` to the parser, deciding which
     /// end is the client on the first data if the handshake did not say.
     fn feed(&mut self, dir: usize, ev: tcp::Event<'_>) {
-        if self.ciphertext {
+        if self.not_http {
+            // Still follow the closes, so the connection ends (and its 4-tuple can be
+            // reused) like any other.
+            if let tcp::Event::Fin { .. } | tcp::Event::Rst { .. } = ev {
+                self.closed[dir] = true;
+            }
             return;
         }
         if self.client.is_none() {
             match ev {
                 tcp::Event::Data { bytes, .. } if looks_like_tls_record(bytes) => {
-                    self.ciphertext = true;
+                    self.not_http = true;
                     return;
                 }
                 tcp::Event::Data { bytes, .. } => {
@@ -154,11 +179,29 @@ impl HttpView {
             return;
         };
         match ev {
-            tcp::Event::Data { bytes, ts_ns, .. } => self.parser.data(side, bytes, ts_ns),
-            tcp::Event::Gap { len, .. } => self.parser.gap(side, len),
+            tcp::Event::Data { bytes, ts_ns, .. } => {
+                self.parser.data(side, bytes, ts_ns);
+                if !self.confirmed {
+                    self.unconfirmed_bytes += bytes.len() as u64;
+                }
+            }
+            tcp::Event::Gap { len, .. } => {
+                self.lenient |= !self.confirmed;
+                self.parser.gap(side, len);
+            }
             tcp::Event::Fin { ts_ns } | tcp::Event::Rst { ts_ns } => {
                 self.closed[dir] = true;
                 self.parser.close(side, ts_ns);
+            }
+        }
+        if !self.confirmed {
+            self.confirmed = self.parser.saw_start_line();
+            if !self.confirmed && !self.lenient && self.unconfirmed_bytes > self.sniff_limit {
+                // Give up: free the parser's buffers and stop scanning (a long SSH or
+                // database session would otherwise be scanned to its end, with a
+                // chance of a false match deep inside it).
+                self.not_http = true;
+                self.parser = http::Connection::default();
             }
         }
     }
@@ -190,7 +233,11 @@ impl Flow {
                     http::Connection::midstream_with_config(cfg.http)
                 },
                 closed: [false; 2],
-                ciphertext: false,
+                not_http: false,
+                confirmed: false,
+                unconfirmed_bytes: 0,
+                lenient: !syn,
+                sniff_limit: sniff_limit(&cfg.http),
             },
             truncated: [0; 2],
             tls: false,
@@ -200,6 +247,21 @@ impl Flow {
     fn finished(&self) -> bool {
         self.http.closed[0] && self.http.closed[1]
     }
+}
+
+/// Bytes a connection whose start was captured may carry without a request or
+/// status line before it is declared not HTTP: 4 MiB with the default caps.
+///
+/// With the handshake captured and no gap, an HTTP/1.x connection starts with the
+/// client's request line, found within the head cap (or the head is reported
+/// oversized, and the server's status line answering it is the evidence); server
+/// bytes that come first are held back by the parser up to the deferral cap before it
+/// looks at them. So a start line is seen within about the sum of the two caps; twice
+/// that leaves room for segment sizes and for client bytes that follow a rejected
+/// first message before the server's answer shows up.
+fn sniff_limit(cfg: &http::Config) -> u64 {
+    let caps = cfg.max_head_bytes.saturating_add(cfg.max_deferred_bytes) as u64;
+    caps.saturating_mul(2)
 }
 
 /// Limits and options of every connection of a table.
@@ -212,6 +274,18 @@ pub struct Config {
 }
 
 /// The connections of one shard.
+///
+/// A connection counts as HTTP once a request line or a status line has parsed in
+/// either direction, even if that message is otherwise malformed or cut by a gap:
+/// other TCP protocols (SSH, Redis, SMTP, PostgreSQL, random binary) never show one,
+/// while damaged HTTP (a capture starting mid-connection, lost segments, bad
+/// framing) does. A connection that ends without one reports nothing and is counted
+/// among [`FlowTotals::flows`] only, not [`FlowTotals::http_flows`]. Memory stays
+/// bounded meanwhile: the parser examines the bytes as they come and holds no more
+/// than for any HTTP connection; a connection whose start was captured (handshake, no
+/// gap) stops being parsed after twice the parser's head and deferral caps together
+/// (4 MiB) without a start line. One that starts with a TLS record is not parsed at
+/// all.
 pub struct FlowTable {
     flows: HashMap<FlowKey, Flow>,
     cfg: Config,
@@ -331,7 +405,15 @@ impl FlowTable {
         let client = f.http.client.unwrap_or(0);
         let tls = f.tls;
         let ends = f.http.ends;
-        let txs = f.http.parser.take_transactions();
+        // Checked after `finish`: it parses what was still held back (a status line
+        // deferred until a request showed up may be the only evidence).
+        let txs = if f.http.parser.saw_start_line() {
+            f.http.parser.take_transactions()
+        } else {
+            // Not HTTP: the parser's `malformed` placeholders for whatever it was fed
+            // are not transactions.
+            Vec::new()
+        };
         if !txs.is_empty() {
             self.totals.http_flows += 1;
         }
@@ -394,5 +476,241 @@ mod tls_tests {
         assert_eq!(txs[0].uri.as_deref(), Some("/x"));
         assert_eq!(txs[0].status, Some(200));
         assert!(txs[0].flags.contains(&Flag::Tls), "{:?}", txs[0].flags);
+    }
+}
+
+#[cfg(test)]
+mod non_http_tests {
+    use super::*;
+
+    /// One connection between `c` and `s`, fed segment by segment with consistent
+    /// sequence numbers.
+    struct Sim {
+        no: u64,
+        c: SocketAddr,
+        s: SocketAddr,
+        /// Next sequence number of the client and of the server.
+        seq: [u32; 2],
+    }
+
+    impl Sim {
+        fn new(c: &str, s: &str) -> Sim {
+            Sim {
+                no: 0,
+                c: c.parse().unwrap(),
+                s: s.parse().unwrap(),
+                seq: [1000, 5000],
+            }
+        }
+
+        fn send(&mut self, t: &mut FlowTable, from_client: bool, flags: &str, payload: &[u8]) {
+            self.no += 1;
+            let i = usize::from(!from_client);
+            let (src, dst) = if from_client {
+                (self.c, self.s)
+            } else {
+                (self.s, self.c)
+            };
+            let syn = flags.contains('S');
+            let m = SegmentMeta {
+                packet_no: self.no,
+                ts_ns: self.no * 1000,
+                src,
+                dst,
+                seq: self.seq[i],
+                syn,
+                ack: !(syn && from_client),
+                fin: flags.contains('F'),
+                rst: false,
+                truncated: 0,
+                tls: false,
+            };
+            t.segment(&m, payload);
+            self.seq[i] = self.seq[i]
+                .wrapping_add(u32::from(syn) + u32::from(m.fin))
+                .wrapping_add(payload.len() as u32);
+        }
+
+        fn handshake(&mut self, t: &mut FlowTable) {
+            self.send(t, true, "S", &[]);
+            self.send(t, false, "S", &[]);
+        }
+
+        fn client(&mut self, t: &mut FlowTable, b: &[u8]) {
+            self.send(t, true, "", b);
+        }
+
+        fn server(&mut self, t: &mut FlowTable, b: &[u8]) {
+            self.send(t, false, "", b);
+        }
+
+        fn close(&mut self, t: &mut FlowTable) {
+            self.send(t, true, "F", &[]);
+            self.send(t, false, "F", &[]);
+        }
+    }
+
+    fn binary(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 151 + 7) as u8).collect()
+    }
+
+    /// SSH, Redis, SMTP, random binary and PostgreSQL sessions report nothing and
+    /// count as connections without HTTP; the HTTP one beside them is intact.
+    #[test]
+    fn other_protocols_report_nothing_and_are_not_http() {
+        let mut t = FlowTable::new(Config::default());
+        type Conv = Vec<(bool, Vec<u8>)>;
+        let convs: Vec<Conv> = vec![
+            vec![
+                (false, b"SSH-2.0-OpenSSH_9.2p1\r\n".to_vec()),
+                (true, b"SSH-2.0-OpenSSH_9.2p1\r\n".to_vec()),
+                (true, binary(200)),
+                (false, binary(300)),
+            ],
+            vec![
+                (true, b"*1\r\n$4\r\nPING\r\n".to_vec()),
+                (false, b"+PONG\r\n".to_vec()),
+            ],
+            vec![
+                (false, b"220 mail.example ESMTP\r\n".to_vec()),
+                (true, b"EHLO x\r\n".to_vec()),
+                (false, b"250 ok\r\n".to_vec()),
+                (true, b"QUIT\r\n".to_vec()),
+                (false, b"221 bye\r\n".to_vec()),
+            ],
+            vec![(true, binary(100)), (false, binary(100))],
+            vec![
+                (true, b"\x00\x00\x00\x08\x04\xd2\x16\x2f".to_vec()),
+                (false, b"N".to_vec()),
+            ],
+        ];
+        for (i, conv) in convs.iter().enumerate() {
+            let mut sim = Sim::new(&format!("127.0.0.1:{}", 40000 + i), "127.0.0.1:7000");
+            sim.handshake(&mut t);
+            for (from_client, b) in conv {
+                sim.send(&mut t, *from_client, "", b);
+            }
+            sim.close(&mut t);
+        }
+        let mut http = Sim::new("127.0.0.1:41000", "127.0.0.1:8080");
+        http.handshake(&mut t);
+        http.client(&mut t, b"GET /ok HTTP/1.1\r\nHost: h\r\n\r\n");
+        http.server(&mut t, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        http.close(&mut t);
+        // A connection left open at the end of the capture is judged the same way.
+        let mut open = Sim::new("127.0.0.1:42000", "127.0.0.1:6379");
+        open.handshake(&mut t);
+        open.client(&mut t, b"*1\r\n$4\r\nPING\r\n");
+        let (txs, totals) = t.finish();
+        assert_eq!((totals.flows, totals.http_flows), (7, 1), "{txs:?}");
+        assert_eq!(txs.len(), 1, "{txs:?}");
+        assert_eq!(txs[0].uri.as_deref(), Some("/ok"));
+        assert_eq!(txs[0].status, Some(200));
+        assert!(txs[0].flags.is_empty(), "{:?}", txs[0].flags);
+    }
+
+    /// HTTP that is damaged still is HTTP: every one of these is reported.
+    #[test]
+    fn damaged_http_is_still_reported() {
+        let mut t = FlowTable::new(Config::default());
+        // Capture started mid-connection (no handshake), in the middle of a body.
+        let mut mid = Sim::new("127.0.0.1:40001", "127.0.0.1:8080");
+        mid.server(&mut t, b"end of a body\r\n");
+        mid.client(&mut t, b"GET /mid HTTP/1.1\r\n\r\n");
+        mid.server(&mut t, b"HTTP/1.1 204 No Content\r\n\r\n");
+        // A bad Content-Length.
+        let mut bad = Sim::new("127.0.0.1:40002", "127.0.0.1:8080");
+        bad.handshake(&mut t);
+        bad.client(&mut t, b"POST /bad HTTP/1.1\r\nContent-Length: x\r\n\r\n");
+        bad.server(
+            &mut t,
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        );
+        bad.close(&mut t);
+        // Garbage answered by an HTTP server: the status line is the evidence.
+        let mut garbage = Sim::new("127.0.0.1:40003", "127.0.0.1:8080");
+        garbage.handshake(&mut t);
+        garbage.client(&mut t, b"\x01\x02garbage\r\n\r\n");
+        garbage.server(
+            &mut t,
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        );
+        garbage.close(&mut t);
+        let (mut txs, totals) = t.finish();
+        assert_eq!((totals.flows, totals.http_flows), (3, 3), "{txs:?}");
+        txs.sort_by_key(|t| t.client.port());
+        let got: Vec<_> = txs
+            .iter()
+            .map(|t| (t.client.port(), t.uri.clone(), t.status))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (40001, Some("/mid".into()), Some(204)),
+                (40002, Some("/bad".into()), Some(400)),
+                (40003, None, Some(400)),
+            ]
+        );
+        assert!(
+            txs[1].flags.contains(&Flag::Malformed),
+            "{:?}",
+            txs[1].flags
+        );
+        assert!(
+            txs[2].flags.contains(&Flag::Malformed),
+            "{:?}",
+            txs[2].flags
+        );
+    }
+
+    fn small_caps() -> Config {
+        Config {
+            http: http::Config {
+                max_head_bytes: 64,
+                max_deferred_bytes: 64,
+                ..http::Config::default()
+            },
+            ..Config::default()
+        }
+    }
+
+    /// With its start captured, a connection that goes on past the limit without a
+    /// start line is no longer parsed: a request line deep inside it is not HTTP.
+    #[test]
+    fn clean_start_stops_parsing_past_the_limit() {
+        let mut t = FlowTable::new(small_caps());
+        let mut sim = Sim::new("127.0.0.1:40000", "127.0.0.1:7000");
+        sim.handshake(&mut t);
+        for _ in 0..8 {
+            sim.client(&mut t, &binary(40));
+        }
+        sim.client(&mut t, b"\nGET /deep HTTP/1.1\r\n\r\n");
+        sim.server(&mut t, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        sim.close(&mut t);
+        // It ended on its FINs like any connection, though no longer parsed.
+        assert!(t.flows.is_empty());
+        let (txs, totals) = t.finish();
+        assert_eq!((totals.flows, totals.http_flows), (1, 0), "{txs:?}");
+        assert!(txs.is_empty(), "{txs:?}");
+    }
+
+    /// Without its start (no handshake) the same bytes may be the end of a large body:
+    /// no limit applies, and the request after them is reported.
+    #[test]
+    fn without_its_start_a_connection_is_parsed_to_the_end() {
+        let mut t = FlowTable::new(small_caps());
+        let mut sim = Sim::new("127.0.0.1:40000", "127.0.0.1:7000");
+        for _ in 0..8 {
+            sim.client(&mut t, &binary(40));
+        }
+        sim.client(&mut t, b"\nGET /deep HTTP/1.1\r\n\r\n");
+        sim.server(&mut t, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let (txs, totals) = t.finish();
+        assert_eq!((totals.flows, totals.http_flows), (1, 1), "{txs:?}");
+        assert_eq!(txs.len(), 1, "{txs:?}");
+        assert_eq!(
+            (txs[0].uri.as_deref(), txs[0].status),
+            (Some("/deep"), Some(200))
+        );
     }
 }
