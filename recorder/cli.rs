@@ -55,6 +55,12 @@ pub enum Command {
     /// request/response with status, sizes, latency and, for l7rec captures, the
     /// client and server process.
     ///
+    /// A connection is HTTP once a request line or a status line parses in either
+    /// direction, however damaged the rest (it is then reported, flagged malformed,
+    /// gap, midstream... as needed). Connections that never show one (TLS, SSH,
+    /// databases, other protocols) give no rows; --summary counts them among the TCP
+    /// connections, not those "with HTTP".
+    ///
     /// Examples:
     ///   l7rec analyze cap.pcapng
     ///   l7rec analyze cap.pcapng --format json | jq .uri
