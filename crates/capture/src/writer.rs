@@ -88,10 +88,19 @@ pub struct CaptureWriter<W: Write> {
     writes_since_clock: u32,
     interfaces: u32,
     uncompressed_bytes: u64,
+    /// Custom blocks written before the first packet, held until it is written:
+    /// Wireshark's relative time column starts at the first frame's time, and a custom
+    /// block has none, so a capture that began with one showed epoch seconds.
+    held: Vec<u8>,
+    seen_packet: bool,
 }
 
 /// How many block writes may pass between two looks at the clock.
 const CLOCK_EVERY: u32 = 64;
+
+/// Held custom blocks are written anyway beyond this many bytes (a long recording
+/// with metadata but no packet yet).
+const HOLD_MAX: usize = 1 << 20;
 
 impl<W: Write> CaptureWriter<W> {
     /// Starts a capture on `out` and writes its Section Header Block.
@@ -111,6 +120,8 @@ impl<W: Write> CaptureWriter<W> {
             writes_since_clock: 0,
             interfaces: 0,
             uncompressed_bytes: 0,
+            held: Vec::new(),
+            seen_packet: false,
         };
         let mut b = w.block(BT_SHB);
         b.u32(BYTE_ORDER_MAGIC).u16(1).u16(0);
@@ -166,12 +177,24 @@ impl<W: Write> CaptureWriter<W> {
             b.opt(EPB_PROCESSID_THREADID, &v);
         }
         let len = b.finish();
-        self.emit(len)
+        self.emit(len)?;
+        self.seen_packet = true;
+        self.write_held()
     }
 
     /// Writes metadata records as one l7rec Custom Block. Does nothing for none.
+    /// Before the first packet, the block is held and written right after it (or at
+    /// [`flush`](Self::flush) once more than 1 MiB are held, or at [`finish`](Self::finish)).
     pub fn write_records(&mut self, records: &[Record]) -> io::Result<()> {
         if records.is_empty() {
+            return Ok(());
+        }
+        if !self.seen_packet {
+            let mut b = BlockBuf::start(&mut self.held, BT_CUSTOM);
+            b.u32(L7REC_PEN);
+            encode_records(records, b.bytes_mut());
+            b.pad();
+            b.finish();
             return Ok(());
         }
         let mut b = self.block(BT_CUSTOM);
@@ -180,6 +203,23 @@ impl<W: Write> CaptureWriter<W> {
         b.pad();
         let len = b.finish();
         self.emit(len)
+    }
+
+    /// Writes the held custom blocks.
+    fn write_held(&mut self) -> io::Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        match &mut self.sink {
+            Sink::Plain { out, .. } => out.write_all(&held)?,
+            Sink::Zstd(e) => {
+                e.staging().extend_from_slice(&held);
+                e.staged()?;
+            }
+        }
+        self.uncompressed_bytes += held.len() as u64;
+        Ok(())
     }
 
     /// Writes an Interface Statistics Block.
@@ -219,6 +259,9 @@ impl<W: Write> CaptureWriter<W> {
     /// so far is readable even if the process dies before [`finish`](Self::finish).
     pub fn flush(&mut self) -> io::Result<()> {
         self.last_flush = Instant::now();
+        if self.held.len() > HOLD_MAX {
+            self.write_held()?;
+        }
         match &mut self.sink {
             Sink::Plain { out, .. } => out.flush(),
             Sink::Zstd(e) => e.flush(),
@@ -231,7 +274,8 @@ impl<W: Write> CaptureWriter<W> {
     }
 
     /// Ends the last zstd frame, flushes, and returns the underlying writer.
-    pub fn finish(self) -> io::Result<W> {
+    pub fn finish(mut self) -> io::Result<W> {
+        self.write_held()?;
         let buffered = match self.sink {
             Sink::Plain { out, .. } => out,
             Sink::Zstd(e) => e.finish()?,

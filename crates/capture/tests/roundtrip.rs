@@ -276,3 +276,32 @@ fn read_ahead_reads_exactly_what_direct_reading_does() {
         assert!(direct.error.is_some_and(|e| e.contains("disk on fire")));
     }
 }
+
+/// Records written before any packet are held until one is written (see
+/// `tshark::relative_times_start_at_the_first_packet`), and written at the end if
+/// none comes: never lost.
+#[test]
+fn records_before_any_packet_are_kept() {
+    for compression in [Compression::None, Compression::Zstd { level: 1 }] {
+        let out = SharedBuf::default();
+        let mut w = CaptureWriter::new(
+            out.clone(),
+            &WriterOptions {
+                compression,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        w.add_interface(&interfaces()[0]).unwrap();
+        w.write_records(&records()[0]).unwrap();
+        w.flush().unwrap();
+        w.write_records(&records()[1]).unwrap();
+        w.finish().unwrap();
+        let back = read_all(out.0.lock().unwrap().clone());
+        assert_eq!(back.error, None);
+        assert_eq!(
+            back.records,
+            [records()[0].clone(), records()[1].clone()].concat()
+        );
+    }
+}

@@ -74,6 +74,29 @@ fn check(bytes: &[u8]) {
     }
 }
 
+/// The sample starts with metadata records; held until the first packet, they do not
+/// make tshark's relative times count from the epoch (a custom block has no time).
+#[test]
+fn relative_times_start_at_the_first_packet() {
+    let rows = tshark_rows(
+        &write_sample(Compression::Zstd { level: 3 }, true),
+        &["frame.cb_pen", "frame.time_relative"],
+    );
+    assert!(
+        rows[0].starts_with('|'),
+        "first frame is not a packet: {rows:?}"
+    );
+    let first: f64 = rows[0][1..].parse().unwrap();
+    assert_eq!(first, 0.0, "{rows:?}");
+    for r in rows.iter().filter(|r| r.starts_with('|')) {
+        let t: f64 = r[1..].parse().unwrap();
+        assert!(
+            t < 1000.0,
+            "relative time {t} s: counted from the epoch? {rows:?}"
+        );
+    }
+}
+
 #[test]
 fn tshark_reads_plain() {
     check(&write_sample(Compression::None, true));
