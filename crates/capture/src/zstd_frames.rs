@@ -1,61 +1,78 @@
-//! zstd output as a sequence of independent frames, laid out for tshark 4.0.
+//! zstd output as a sequence of frames, laid out for tshark 4.0.
 //!
-//! A streaming encoder compresses out of a ring buffer: once it wraps, every block is
-//! compressed against a split window (zstd's slower "extDict" path, a quarter of the
-//! recorder's CPU), after a copy into that buffer. Staging about [`FRAME_BYTES`]
-//! (built in place by the caller: [`ZstdFrames::staging`]) and compressing them in one
-//! call per frame avoids both. A zstd file may hold any number of frames; tshark and
-//! [`crate::CaptureReader`] read them in turn.
-//!
-//! But tshark 4.0 (Debian 12's) reads zstd input in buffers of [`TSHARK_REGION`] bytes
+//! tshark 4.0 (Debian 12's) reads zstd input in buffers of [`TSHARK_REGION`] bytes
 //! (`ZSTD_DStreamInSize()`) and, when a frame ends, looks for the next frame's magic at
 //! the start of its *buffer*, not where the frame ended (later Wireshark fixed this):
-//! any frame that starts after the first buffer was refilled mid-frame is taken for
-//! uncompressed data, and the capture looks corrupt from there on. So the file is laid
-//! out in regions of that size: every region begins with a frame, no frame crosses
-//! into the next region, and a region's tail too small for the next frame is filled
-//! with an empty frame. Frames are then at most one region (about 128 KiB) compressed;
-//! how much input that takes is estimated from the previous frame's ratio.
+//! a frame that starts anywhere but at a multiple of that size after the first buffer
+//! is taken for uncompressed data, and the capture looks corrupt from there on. So
+//! every frame but the last ends exactly on such a multiple: once a frame holds
+//! [`FRAME_BYTES`] of input, it is compressed with exact flushes until the next chunk
+//! might not fit before the boundary, then filled up to it with empty blocks (3, 4 or 5
+//! bytes each, decompressing to nothing) and ended.
+//!
+//! Input is compressed as it comes, in chunks of [`CHUNK`], by one streaming context
+//! whose window covers a whole frame: the compressor's buffer does not wrap within a
+//! frame (zstd's slower split-window path). A flush ends a block, not the frame: the
+//! file is readable up to it (by tshark and [`crate::CaptureReader`]) even if this
+//! process dies.
 
 use std::io::{self, Write};
 
-/// Uncompressed bytes staged before they are compressed (into one frame or more), and
-/// at every flush.
+use zstd::zstd_safe::{self, CCtx, CParameter, InBuffer, OutBuffer};
+
+/// Input per frame, about: a frame ends at the first region boundary it can reach
+/// after this much.
 pub const FRAME_BYTES: usize = 4 << 20;
 
 /// tshark 4.0's zstd input buffer: `ZSTD_DStreamInSize()`, 128 KiB + 3.
 pub const TSHARK_REGION: usize = 131_075;
 
-/// The smallest padding frame that can be built for any length (see [`padding_frame`]).
-const MIN_PAD: usize = 17;
+/// Input staged before it is handed to the compressor.
+pub const CHUNK: usize = 128 << 10;
 
-/// Region tails shorter than this are padded rather than given a small frame.
-const PAD_BELOW: usize = 4096;
+/// 8 MiB window: more than a frame's input, so the compressor's buffer never wraps.
+const WINDOW_LOG: u32 = 23;
+
+/// Bytes of the block that ends a frame after an exact flush: an empty raw block.
+const LAST_BLOCK: usize = 3;
 
 /// Writes zstd frames of what it is given to `W`.
 pub struct ZstdFrames<W: Write> {
     out: W,
-    compressor: zstd::bulk::Compressor<'static>,
+    cctx: CCtx<'static>,
     staged: Vec<u8>,
     compressed: Vec<u8>,
-    /// Bytes left in the current region of the output.
-    left: usize,
-    /// Input bytes per output byte of the last frame: sizes the next one.
-    ratio: f64,
+    /// Bytes written to `out`.
+    written: u64,
+    /// Input given to the open frame; `None` when no frame is open.
+    frame_input: Option<usize>,
+}
+
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(format!("zstd: {}", zstd_safe::get_error_name(code)))
 }
 
 impl<W: Write> ZstdFrames<W> {
     /// Frames at compression `level` (zstd's scale: 1 fast ... 22; negative faster).
     pub fn new(out: W, level: i32) -> io::Result<Self> {
+        let mut cctx = CCtx::create();
+        for p in [
+            CParameter::CompressionLevel(level),
+            CParameter::WindowLog(WINDOW_LOG),
+            CParameter::ChecksumFlag(false),
+            CParameter::ContentSizeFlag(false),
+        ] {
+            cctx.set_parameter(p).map_err(zstd_error)?;
+        }
         Ok(Self {
             out,
-            compressor: zstd::bulk::Compressor::new(level)?,
-            // Room for the piece that crosses FRAME_BYTES (a packet block is at most
-            // about 256 KiB), so the buffer is allocated once.
-            staged: Vec::with_capacity(FRAME_BYTES + FRAME_BYTES / 4),
+            cctx,
+            // Room for the piece that crosses CHUNK (a packet block is at most about
+            // 256 KiB), so the buffer is allocated once.
+            staged: Vec::with_capacity(CHUNK + (512 << 10)),
             compressed: Vec::new(),
-            left: TSHARK_REGION,
-            ratio: 1.0,
+            written: 0,
+            frame_input: None,
         })
     }
 
@@ -65,88 +82,147 @@ impl<W: Write> ZstdFrames<W> {
         &mut self.staged
     }
 
-    /// Writes frames if at least [`FRAME_BYTES`] are staged.
+    /// Compresses what is staged once it reaches [`CHUNK`].
     pub fn staged(&mut self) -> io::Result<()> {
-        if self.staged.len() >= FRAME_BYTES {
-            self.write_staged()?;
+        if self.staged.len() >= CHUNK {
+            self.feed(false)?;
         }
         Ok(())
     }
 
-    /// Writes what is staged as complete frames and flushes `W`: everything written so
-    /// far can then be read back, whatever happens to this process.
+    /// Compresses what is staged, ends the current block and flushes `W`: everything
+    /// written so far can then be read back, whatever happens to this process.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.write_staged()?;
+        self.feed(true)?;
         self.out.flush()
     }
 
-    /// [`flush`](Self::flush), then hands back `W`.
+    /// Ends the last frame, flushes, and hands back `W`.
     pub fn finish(mut self) -> io::Result<W> {
-        self.flush()?;
+        self.feed(true)?;
+        if self.frame_input.is_some() {
+            self.end_frame(false)?;
+        }
+        self.out.flush()?;
         Ok(self.out)
     }
 
-    /// Compresses the staged bytes into as many frames as their regions need.
-    fn write_staged(&mut self) -> io::Result<()> {
-        let mut done = 0;
-        while done < self.staged.len() {
-            if self.left < PAD_BELOW {
-                self.out.write_all(&padding_frame(self.left))?;
-                self.left = TSHARK_REGION;
-            }
-            // The frame must fill the region exactly or leave room for a padding frame.
-            let room = self.left - MIN_PAD;
-            let rest = self.staged.len() - done;
-            let mut len = rest.min(((room as f64 * self.ratio * 0.9) as usize).max(1));
-            loop {
-                let piece = &self.staged[done..done + len];
-                self.compressed.clear();
-                self.compressed.reserve(zstd::compress_bound(len));
-                self.compressor
-                    .compress_to_buffer(piece, &mut self.compressed)?;
-                let n = self.compressed.len();
-                if n <= room || n == self.left {
-                    break;
-                }
-                // Too big for the region: less input, in proportion, with a margin.
-                // Strictly less each time; a 1-byte frame always fits.
-                let shrunk = (len as f64 * room as f64 / n as f64 * 0.9) as usize;
-                len = shrunk.clamp(1, len - 1);
-            }
-            let n = self.compressed.len();
-            self.out.write_all(&self.compressed)?;
-            self.ratio = len as f64 / n as f64;
-            self.left -= n;
-            if self.left == 0 {
-                self.left = TSHARK_REGION;
-            }
-            done += len;
+    /// Hands the staged bytes to the compressor; `exact`: flush its output too.
+    fn feed(&mut self, exact: bool) -> io::Result<()> {
+        if self.staged.is_empty() && (!exact || self.frame_input.is_none()) {
+            return Ok(());
         }
+        let fed = self.frame_input.unwrap_or(0) + self.staged.len();
+        let full = fed >= FRAME_BYTES;
+        let directive = if exact || full {
+            zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush
+        } else {
+            zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_continue
+        };
+        let input = std::mem::take(&mut self.staged);
+        let n = self.compress(&input, directive);
+        self.staged = input;
         self.staged.clear();
+        let n = n?;
+        self.frame_input = Some(fed);
+        if full {
+            // Positions are exact here: end the frame at the next boundary unless
+            // another chunk like this one surely fits before it.
+            let to_boundary = TSHARK_REGION - (self.written % TSHARK_REGION as u64) as usize;
+            if to_boundary <= 2 * n + 64 {
+                self.end_frame(true)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Ends the open frame (after an exact flush); `pad`: so that it ends on a region
+    /// boundary.
+    fn end_frame(&mut self, pad: bool) -> io::Result<()> {
+        if pad {
+            let to_boundary = TSHARK_REGION - (self.written % TSHARK_REGION as u64) as usize;
+            let mut need = if to_boundary >= LAST_BLOCK {
+                to_boundary - LAST_BLOCK
+            } else {
+                to_boundary + TSHARK_REGION - LAST_BLOCK
+            };
+            // No empty block is 1 or 2 bytes long.
+            if need == 1 || need == 2 {
+                need += TSHARK_REGION;
+            }
+            let padding = empty_blocks(need);
+            self.out.write_all(&padding)?;
+            self.written += padding.len() as u64;
+        }
+        let n = self.compress(&[], zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_end)?;
+        if pad && n != LAST_BLOCK {
+            return Err(io::Error::other(format!(
+                "zstd ended a frame with {n} bytes, not {LAST_BLOCK}: frame layout lost"
+            )));
+        }
+        self.frame_input = None;
+        Ok(())
+    }
+
+    /// Runs the compressor over `input` with `directive` until it is done; writes and
+    /// returns how many bytes it produced.
+    fn compress(
+        &mut self,
+        input: &[u8],
+        directive: zstd_safe::zstd_sys::ZSTD_EndDirective,
+    ) -> io::Result<usize> {
+        let mut src = InBuffer::around(input);
+        let mut total = 0;
+        loop {
+            self.compressed.clear();
+            self.compressed
+                .reserve(zstd_safe::compress_bound(input.len() - src.pos()) + 1024);
+            let mut dst = OutBuffer::around(&mut self.compressed);
+            let left = self
+                .cctx
+                .compress_stream2(&mut dst, &mut src, directive)
+                .map_err(zstd_error)?;
+            let n = dst.pos();
+            self.out.write_all(&self.compressed[..n])?;
+            total += n;
+            let consumed = src.pos() == input.len();
+            let done = match directive {
+                zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_continue => consumed,
+                _ => consumed && left == 0,
+            };
+            if done {
+                break;
+            }
+        }
+        self.written += total as u64;
+        Ok(total)
     }
 }
 
-/// A zstd frame of exactly `len` bytes (at least [`MIN_PAD`], or 9, 12, 13, 15, 16)
-/// that decompresses to nothing: a frame header whose size sets `len` modulo 3, then
-/// empty raw blocks of 3 bytes each.
-fn padding_frame(len: usize) -> Vec<u8> {
-    const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-    let mut f = MAGIC.to_vec();
-    match len % 3 {
-        // Single segment, 1-byte content size 0: 6-byte header.
-        0 => f.extend_from_slice(&[0x20, 0]),
-        // Window descriptor and 4-byte content size 0: 10-byte header.
-        1 => f.extend_from_slice(&[0x80, 0, 0, 0, 0, 0]),
-        // Window descriptor and 8-byte content size 0: 14-byte header.
-        _ => f.extend_from_slice(&[0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+/// Empty zstd blocks (not last) of `len` bytes in all (0 or at least 3): raw blocks of
+/// 3 bytes, an RLE block of 4 (0 repeats), a compressed block of 5 (no literals, no
+/// sequences).
+fn empty_blocks(len: usize) -> Vec<u8> {
+    debug_assert!(len != 1 && len != 2);
+    let mut b = Vec::with_capacity(len);
+    let mut need = len;
+    while need > 0 {
+        match need {
+            4 | 7 => {
+                b.extend_from_slice(&[1 << 1, 0, 0, 0]);
+                need -= 4;
+            }
+            5 | 8 => {
+                b.extend_from_slice(&[(2 << 3) | (2 << 1), 0, 0, 0, 0]);
+                need -= 5;
+            }
+            _ => {
+                b.extend_from_slice(&[0, 0, 0]);
+                need -= 3;
+            }
+        }
     }
-    while f.len() + 3 < len {
-        f.extend_from_slice(&[0, 0, 0]); // empty raw block
-    }
-    f.extend_from_slice(&[1, 0, 0]); // empty raw block, the last
-    debug_assert_eq!(f.len(), len);
-    f
+    b
 }
 
 #[cfg(test)]
@@ -171,26 +247,9 @@ mod tests {
         let mut at = 0;
         while at < out.len() {
             starts.push(at);
-            at += zstd::zstd_safe::find_frame_compressed_size(&out[at..]).unwrap();
+            at += zstd_safe::find_frame_compressed_size(&out[at..]).unwrap();
         }
         starts
-    }
-
-    /// What tshark 4.0 needs: every frame starts in a region that begins with a frame,
-    /// with its 4-byte magic inside that region.
-    fn assert_tshark_layout(out: &[u8]) {
-        let starts = frame_starts(out);
-        for &s in &starts {
-            let region = s - s % TSHARK_REGION;
-            assert!(
-                starts.contains(&region),
-                "frame at {s}: region {region} starts mid-frame"
-            );
-            assert!(
-                s - region + 4 <= TSHARK_REGION,
-                "frame at {s}: magic crosses a region"
-            );
-        }
     }
 
     fn write(pieces: &[Vec<u8>], flush_every: usize) -> Vec<u8> {
@@ -211,51 +270,55 @@ mod tests {
         for i in 0..(FRAME_BYTES / 8 * 2 + 1000) {
             input.extend_from_slice(&(i as u64 % 1000).to_le_bytes());
         }
-        // Odd-sized pieces across frame boundaries, and flushes in the middle.
-        let pieces: Vec<Vec<u8>> = input.chunks(777_777).map(<[u8]>::to_vec).collect();
-        let out = write(&pieces, 2);
+        // Odd-sized pieces across chunk and frame boundaries, flushes in the middle.
+        let pieces: Vec<Vec<u8>> = input.chunks(77_777).map(<[u8]>::to_vec).collect();
+        let out = write(&pieces, 20);
         assert_eq!(zstd::stream::decode_all(&out[..]).unwrap(), input);
-        assert_tshark_layout(&out);
-        // Flushing with nothing staged writes no empty frame.
+        // Flushing with nothing staged writes nothing.
         let mut w = ZstdFrames::new(Vec::new(), 1).unwrap();
         w.flush().unwrap();
         assert!(w.finish().unwrap().is_empty());
     }
 
+    /// What tshark 4.0 needs: every frame starts at a multiple of its input buffer.
+    /// Frames are still large: about FRAME_BYTES of input each.
     #[test]
-    fn incompressible_and_mixed_input_keeps_the_tshark_layout() {
-        // Incompressible, compressible and tiny pieces; flushes at varied points.
-        let pieces: Vec<Vec<u8>> = (0..200)
+    fn frames_start_on_region_boundaries_whatever_the_input() {
+        let pieces: Vec<Vec<u8>> = (0..240)
             .map(|i| match i % 4 {
                 0 => noise(60_000 + i * 997, i as u64 + 1),
                 1 => vec![b'a'; 300_000],
                 2 => noise(37, i as u64 + 7),
-                _ => noise(5_000_000 * (i % 8 / 7), 3),
+                _ => noise(300_000 * (i % 8 / 7), 3),
             })
             .collect();
         let input = pieces.concat();
         for flush_every in [1, 3, 50] {
             let out = write(&pieces, flush_every);
             assert_eq!(zstd::stream::decode_all(&out[..]).unwrap(), input);
-            assert_tshark_layout(&out);
+            let starts = frame_starts(&out);
+            assert!(
+                starts.iter().all(|s| s % TSHARK_REGION == 0),
+                "flush every {flush_every}: frames at {starts:?}"
+            );
+            assert!(starts.len() <= input.len() / FRAME_BYTES + 1, "{starts:?}");
             assert!(out.len() < input.len(), "{} >= {}", out.len(), input.len());
         }
     }
 
     #[test]
-    fn padding_frames_have_the_asked_size_and_no_content() {
-        for len in [9, 12, 13, 15, 16]
-            .into_iter()
-            .chain(MIN_PAD..PAD_BELOW + 10)
-        {
-            let f = padding_frame(len);
-            assert_eq!(f.len(), len);
+    fn empty_blocks_have_the_asked_size_and_no_content() {
+        for len in (0..2000).filter(|l| *l != 1 && *l != 2) {
+            let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (WINDOW_LOG as u8 - 10) << 3];
+            frame.extend_from_slice(&empty_blocks(len));
+            frame.extend_from_slice(&[1, 0, 0]); // empty raw block, the last
+            assert_eq!(frame.len(), 6 + len + LAST_BLOCK);
             assert_eq!(
-                zstd::zstd_safe::find_frame_compressed_size(&f).unwrap(),
-                len
+                zstd_safe::find_frame_compressed_size(&frame).unwrap(),
+                frame.len()
             );
             assert!(
-                zstd::stream::decode_all(&f[..]).unwrap().is_empty(),
+                zstd::stream::decode_all(&frame[..]).unwrap().is_empty(),
                 "{len}"
             );
         }
