@@ -7,20 +7,6 @@ use serde_json::json;
 use super::{addr, comm, ms, pid, rfc3339_ns};
 use crate::transaction::Transaction;
 
-fn har_url(t: &Transaction) -> String {
-    let uri = t.uri.as_deref().unwrap_or("");
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        return uri.to_owned();
-    }
-    let scheme = if t.flags.contains(&crate::Flag::Tls) {
-        "https"
-    } else {
-        "http"
-    };
-    let host = t.host.clone().unwrap_or_else(|| addr(t.server));
-    format!("{scheme}://{host}{uri}")
-}
-
 fn har_headers(h: &[(String, String)]) -> serde_json::Value {
     h.iter()
         .map(|(n, v)| json!({"name": n, "value": v}))
@@ -58,7 +44,7 @@ pub(super) fn end(out: &mut dyn Write) -> io::Result<()> {
 }
 
 fn entry_value(t: &Transaction) -> serde_json::Value {
-    let url = har_url(t);
+    let url = super::url::absolute(t);
     let query: Vec<serde_json::Value> = url
         .split_once('?')
         .map(|(_, q)| {

@@ -4,6 +4,7 @@
 mod har;
 mod summary;
 mod table;
+mod url;
 
 use std::fmt;
 use std::io::{self, Write};

@@ -35,8 +35,8 @@ struct Endpoint {
 /// Aggregates transactions for the summary report.
 #[derive(Default)]
 pub(super) struct Summary {
-    /// (method, host, path without query) → statistics.
-    eps: BTreeMap<(String, String, String), Endpoint>,
+    /// (method, URL without query) → statistics.
+    eps: BTreeMap<(String, String), Endpoint>,
     statuses: BTreeMap<String, u64>,
     clients: HashMap<String, u64>,
     servers: HashMap<String, u64>,
@@ -48,16 +48,12 @@ pub(super) struct Summary {
 impl Summary {
     pub(super) fn add(&mut self, txs: &[Transaction]) {
         for t in txs {
-            let path = t
-                .uri
-                .as_deref()
-                .map(|u| u.split('?').next().unwrap_or(u).to_owned())
-                .unwrap_or_else(|| "-".into());
-            let key = (
-                t.method.clone().unwrap_or_else(|| "-".into()),
-                t.host.clone().unwrap_or_else(|| "-".into()),
-                path,
-            );
+            // The table's URL without its query: the same URL everywhere.
+            let mut url = super::url::display(t);
+            if let Some(q) = url.find('?') {
+                url.truncate(q);
+            }
+            let key = (t.method.clone().unwrap_or_else(|| "-".into()), url);
             let e = self.eps.entry(key).or_default();
             e.count += 1;
             e.errors += u64::from(t.is_error());
@@ -89,11 +85,11 @@ impl Summary {
             "COUNT", "ERR %", "P50 ms", "P90 ms", "P99 ms", "REQ B", "RESP B"
         )?;
         let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
-        for ((method, host, path), e) in &mut self.eps {
+        for ((method, url), e) in &mut self.eps {
             e.latencies.sort_unstable();
             writeln!(
                 out,
-                "{:>8} {:>7.1} {:>10} {:>10} {:>10} {:>12} {:>12}  {method} {host}{path}",
+                "{:>8} {:>7.1} {:>10} {:>10} {:>10} {:>12} {:>12}  {method} {url}",
                 e.count,
                 100.0 * e.errors as f64 / e.count as f64,
                 fmt(percentile(&e.latencies, 50.0)),

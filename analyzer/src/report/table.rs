@@ -43,11 +43,7 @@ fn row(t: &Transaction) -> [String; 12] {
         .ts_ns()
         .map(|ns| rfc3339_ns(ns)[11..23].to_owned())
         .unwrap_or_else(|| "-".into());
-    let url = format!(
-        "{}{}",
-        t.host.as_deref().unwrap_or(""),
-        t.uri.as_deref().unwrap_or("-")
-    );
+    let url = super::url::display(t);
     [
         time,
         addr(t.client),

@@ -1,0 +1,174 @@
+//! Reports of a capture built here whose requests use every request-target form
+//! (RFC 9112 §3.2): the table, the summary and HAR must all show the same URL, built
+//! from the form of the target rather than by gluing the Host header to it.
+
+use std::path::Path;
+
+use etherparse::PacketBuilder;
+use l7rec_analyzer::report::{self, Format, Kind};
+use l7rec_analyzer::{analyze, Analysis, Options};
+
+const SERVER_IP: [u8; 4] = [10, 3, 0, 2];
+const CLIENT_IP: [u8; 4] = [10, 3, 0, 1];
+const SERVER_PORT: u16 = 8080;
+
+/// One Ethernet/IPv4/TCP frame from the client (`to_server`) or the server.
+fn frame(to_server: bool, cport: u16, seq: u32, ack: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
+    let (src, sport, dst, dport) = if to_server {
+        (CLIENT_IP, cport, SERVER_IP, SERVER_PORT)
+    } else {
+        (SERVER_IP, SERVER_PORT, CLIENT_IP, cport)
+    };
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, seq, 65_535);
+    let b = match flags {
+        "S" => b.syn(),
+        "SA" => b.syn().ack(ack),
+        "F" => b.ack(ack).fin(),
+        _ => b.ack(ack).psh(),
+    };
+    let mut out = Vec::new();
+    b.write(&mut out, payload).expect("frame builds");
+    out
+}
+
+/// A nanosecond pcap of one connection per (request, response), each with its
+/// handshake and FINs.
+fn write_pcap(path: &Path, exchanges: &[(&[u8], &[u8])]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 262_144, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut ts = 1_700_000_000_000_000_000u64;
+    let mut push = |bytes: Vec<u8>| {
+        ts += 1_000_000;
+        let len = bytes.len() as u32;
+        for v in [
+            (ts / 1_000_000_000) as u32,
+            (ts % 1_000_000_000) as u32,
+            len,
+            len,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&bytes);
+    };
+    for (i, (req, resp)) in exchanges.iter().enumerate() {
+        let cport = 43_000 + i as u16;
+        let (c, s) = (1000u32, 5000u32);
+        push(frame(true, cport, c, 0, "S", b""));
+        push(frame(false, cport, s, c + 1, "SA", b""));
+        push(frame(true, cport, c + 1, s + 1, "", req));
+        let c_end = c + 1 + req.len() as u32;
+        push(frame(false, cport, s + 1, c_end, "", resp));
+        let s_end = s + 1 + resp.len() as u32;
+        push(frame(true, cport, c_end, s_end, "F", b""));
+        push(frame(false, cport, s_end, c_end + 1, "F", b""));
+    }
+    std::fs::write(path, out).expect("pcap written");
+}
+
+fn analyze_exchanges(exchanges: &[(&[u8], &[u8])]) -> Analysis {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("capture.pcap");
+    write_pcap(&path, exchanges);
+    let opts = Options {
+        threads: Some(1),
+        without_headers: false,
+    };
+    let a = analyze(&[&path], &opts, &|_, _| {}).expect("analyzes");
+    assert!(
+        a.outcome.read_errors.is_empty(),
+        "{:?}",
+        a.outcome.read_errors
+    );
+    a
+}
+
+fn render(a: &Analysis, kind: Kind) -> String {
+    let mut out = Vec::new();
+    report::write_all(kind, &a.transactions, &a.outcome, &mut out).expect("report");
+    String::from_utf8(out).expect("UTF-8 report")
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+fn target_forms() -> Analysis {
+    analyze_exchanges(&[
+        (b"GET /origin?x=1 HTTP/1.1\r\nHost: web.test\r\n\r\n", OK),
+        (
+            b"GET http://example.com:81/abs?x=1 HTTP/1.1\r\nHost: example.com:81\r\n\r\n",
+            OK,
+        ),
+        (
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+            b"HTTP/1.1 200 Connection established\r\n\r\n",
+        ),
+        (b"OPTIONS * HTTP/1.1\r\nHost: web.test:8080\r\n\r\n", OK),
+    ])
+}
+
+/// The URL column (the table's last) of each row, in time order.
+fn table_urls(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit("  ").next().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn table_urls_follow_the_request_target_form() {
+    let a = target_forms();
+    let table = render(&a, Kind::Transactions(Format::Table));
+    assert_eq!(
+        table_urls(&table),
+        [
+            "web.test/origin?x=1",
+            "http://example.com:81/abs?x=1",
+            "example.com:443",
+            "web.test:8080 *",
+        ],
+        "{table}"
+    );
+}
+
+#[test]
+fn summary_endpoints_use_the_table_url_without_query() {
+    let a = target_forms();
+    let s = render(&a, Kind::Summary);
+    for endpoint in [
+        "  GET web.test/origin\n",
+        "  GET http://example.com:81/abs\n",
+        "  CONNECT example.com:443\n",
+        "  OPTIONS web.test:8080 *\n",
+    ] {
+        assert!(s.contains(endpoint), "no {endpoint:?} in\n{s}");
+    }
+}
+
+#[test]
+fn har_urls_are_absolute_urls() {
+    let a = target_forms();
+    let har: serde_json::Value =
+        serde_json::from_str(&render(&a, Kind::Transactions(Format::Har))).expect("HAR is JSON");
+    let urls: Vec<&str> = har["log"]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["request"]["url"].as_str().expect("url"))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "http://web.test/origin?x=1",
+            "http://example.com:81/abs?x=1",
+            "http://example.com:443",
+            "http://web.test:8080",
+        ]
+    );
+}
