@@ -1,6 +1,8 @@
-//! Reports of a capture built here whose requests use every request-target form
-//! (RFC 9112 §3.2): the table, the summary and HAR must all show the same URL, built
-//! from the form of the target rather than by gluing the Host header to it.
+//! Reports of captures built here: requests of every request-target form (RFC 9112
+//! §3.2), for which the table, the summary and HAR must all show the same URL, built
+//! from the form of the target rather than by gluing the Host header to it; and
+//! requests full of terminal control characters, which the text reports (table,
+//! summary) must escape while JSON keeps them exactly.
 
 use std::path::Path;
 
@@ -171,4 +173,73 @@ fn har_urls_are_absolute_urls() {
             "http://web.test:8080",
         ]
     );
+}
+
+/// Requests whose targets carry what a terminal obeys: colours, a title change, a
+/// carriage return that rewrites the line, NUL, VT/FF/DEL, a tab, and C1 CSI.
+fn hostile() -> Analysis {
+    analyze_exchanges(&[
+        (
+            b"GET /\x1b[31mRED\x1b[0m\x1b]0;pwned\x07 HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            b"HTTP/1.1 200 \x1b[32mGREEN\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (b"GET /a\rb HTTP/1.1\r\nHost: web.test\r\n\r\n", OK),
+        (b"GET /nul\x00x HTTP/1.1\r\nHost: web.test\r\n\r\n", OK),
+        (
+            b"GET /vt\x0b\x0cx\x7f HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            OK,
+        ),
+        (b"GET /tab\there HTTP/1.1\r\nHost: web.test\r\n\r\n", OK),
+        (
+            "GET /c1\u{9b}31m HTTP/1.1\r\nHost: web.test\r\n\r\n".as_bytes(),
+            OK,
+        ),
+    ])
+}
+
+/// Characters a terminal would act on rather than print (newlines end lines).
+fn controls(s: &str) -> Vec<char> {
+    s.chars().filter(|c| c.is_control() && *c != '\n').collect()
+}
+
+#[test]
+fn table_escapes_control_characters() {
+    let a = hostile();
+    assert_eq!(a.transactions.len(), 6, "every request parsed");
+    let table = render(&a, Kind::Transactions(Format::Table));
+    assert_eq!(controls(&table), [], "{table:?}");
+    let urls = table_urls(&table);
+    for want in [
+        "web.test/\\x1b[31mRED\\x1b[0m\\x1b]0;pwned\\x07",
+        "web.test/a\\rb",
+        "web.test/nul\\x00x",
+        "web.test/vt\\x0b\\x0cx\\x7f",
+        "web.test/tab\\there",
+        "web.test/c1\\u{9b}31m",
+    ] {
+        assert!(urls.iter().any(|u| u == want), "no {want} in {urls:?}");
+    }
+}
+
+#[test]
+fn summary_escapes_control_characters() {
+    let a = hostile();
+    let s = render(&a, Kind::Summary);
+    assert_eq!(controls(&s), [], "{s:?}");
+    assert!(s.contains("  GET web.test/a\\rb\n"), "{s}");
+}
+
+#[test]
+fn json_keeps_the_target_exactly() {
+    let a = hostile();
+    let json = render(&a, Kind::Transactions(Format::Json));
+    let uris: Vec<String> = json
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            v["uri"].as_str().expect("uri").to_owned()
+        })
+        .collect();
+    assert!(uris.iter().any(|u| u == "/a\rb"), "{uris:?}");
+    assert!(uris.iter().any(|u| u == "/tab\there"), "{uris:?}");
 }

@@ -6,7 +6,8 @@ mod summary;
 mod table;
 mod url;
 
-use std::fmt;
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 
 /// Rows the table buffers before aligning and printing them.
@@ -316,11 +317,75 @@ fn write_csv_row(t: &Transaction, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
+/// `s` made safe for a terminal, for the table and the summary: control characters
+/// (C0, DEL, C1) and Unicode bidirectional formatting characters come out as escapes
+/// (`\t`, `\r`, `\n`, `\x1b`, `\u{9b}`, `\u{202e}`), and a backslash as `\\`,
+/// so an escape in the output always stands for such a character. Request-targets,
+/// headers, reason phrases and process names come from the capture: raw, an
+/// `ESC [ 31m` recolours the terminal, `ESC ] 0 ;` sets its title, a CR overwrites the
+/// line, a tab breaks the columns, and bidi overrides make text read in another order.
+/// JSON, CSV and HAR escape by their own rules and do not use this.
+pub fn escape_text(s: &str) -> Cow<'_, str> {
+    fn needs_escape(c: char) -> bool {
+        c.is_control()
+            || c == '\\'
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.contains(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_ascii_control() => {
+                // Infallible: writing into a String.
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 pub(crate) fn proc_label(p: &Option<ProcessRef>) -> String {
     match p {
         Some(ProcessRef { pid, comm: Some(c) }) => format!("{c}[{pid}]"),
         Some(ProcessRef { pid, comm: None }) => format!("[{pid}]"),
         None => "-".into(),
+    }
+}
+
+/// A complete GET-like exchange to build report tests on.
+#[cfg(test)]
+pub(crate) fn sample_tx(method: &str, host: Option<&str>, uri: &str) -> Transaction {
+    Transaction {
+        flow_id: 1,
+        client: "10.0.0.1:40000".parse().expect("address"),
+        server: "10.0.0.2:8080".parse().expect("address"),
+        method: Some(method.into()),
+        host: host.map(Into::into),
+        uri: Some(uri.into()),
+        version: Some("HTTP/1.1".into()),
+        status: Some(200),
+        reason: Some("OK".into()),
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
+        req_body_bytes: Some(0),
+        resp_body_bytes: Some(0),
+        req_first_ns: Some(1),
+        req_last_ns: Some(1),
+        resp_first_ns: Some(2),
+        resp_last_ns: Some(2),
+        client_process: None,
+        server_process: None,
+        flags: Vec::new(),
     }
 }
 
@@ -346,6 +411,26 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    #[test]
+    fn text_escapes_control_characters() {
+        assert!(matches!(
+            escape_text("/plain/ünïcode?a=1"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_text("/\x1b[31mRED\x1b[0m\x1b]0;pwned\x07"),
+            "/\\x1b[31mRED\\x1b[0m\\x1b]0;pwned\\x07"
+        );
+        assert_eq!(escape_text("/a\rb\tc\nd"), "/a\\rb\\tc\\nd");
+        assert_eq!(escape_text("/nul\0x"), "/nul\\x00x");
+        assert_eq!(escape_text("/vt\x0b\x0cx\x7f"), "/vt\\x0b\\x0cx\\x7f");
+        // C1 CSI, which some terminals obey like ESC [, and a bidi override.
+        assert_eq!(escape_text("a\u{9b}31mb"), "a\\u{9b}31mb");
+        assert_eq!(escape_text("x\u{202e}y"), "x\\u{202e}y");
+        // A backslash is doubled, so `\\x1b` on screen is never a literal text.
+        assert_eq!(escape_text("/a\\x1b"), "/a\\\\x1b");
     }
 
     #[test]

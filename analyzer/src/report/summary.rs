@@ -1,9 +1,11 @@
-//! Per-endpoint statistics and totals, aggregated batch by batch.
+//! Per-endpoint statistics and totals, aggregated batch by batch. Text from the
+//! capture (methods, URLs, process and source names) is escaped ([`escape_text`]) as
+//! it is written: the summary is read on a terminal.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
-use super::opt;
+use super::{escape_text, opt};
 use crate::transaction::{ProcessRef, Transaction};
 use crate::Outcome;
 
@@ -89,7 +91,7 @@ impl Summary {
             e.latencies.sort_unstable();
             writeln!(
                 out,
-                "{:>8} {:>7.1} {:>10} {:>10} {:>10} {:>12} {:>12}  {method} {url}",
+                "{:>8} {:>7.1} {:>10} {:>10} {:>10} {:>12} {:>12}  {} {}",
                 e.count,
                 100.0 * e.errors as f64 / e.count as f64,
                 fmt(percentile(&e.latencies, 50.0)),
@@ -97,6 +99,8 @@ impl Summary {
                 fmt(percentile(&e.latencies, 99.0)),
                 e.req_bytes,
                 e.resp_bytes,
+                escape_text(method),
+                escape_text(url),
             )?;
         }
         writeln!(out, "\nStatus codes")?;
@@ -112,7 +116,7 @@ impl Summary {
             let mut v: Vec<_> = map.iter().collect();
             v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             for (k, n) in v.into_iter().take(10) {
-                writeln!(out, "{n:>8}  {k}")?;
+                writeln!(out, "{n:>8}  {}", escape_text(k))?;
             }
         }
         let t = &outcome.totals;
@@ -146,10 +150,54 @@ impl Summary {
                 writeln!(
                     out,
                     "{:>12}  dropped by the recorder: {} (of {} received)",
-                    src.dropped, src.name, src.received
+                    src.dropped,
+                    escape_text(&src.name),
+                    src.received
                 )?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample_tx;
+    use l7rec_capture::{RecorderStats, SourceStats};
+
+    #[test]
+    fn capture_text_is_escaped() {
+        let mut t = sample_tx("GET", Some("h"), "/\x1b[31mRED\x1b]0;pwned\x07?q=\r");
+        t.server_process = Some(ProcessRef {
+            pid: 9,
+            comm: Some("ng\x1b[2Jinx".into()),
+        });
+        let mut outcome = Outcome::default();
+        outcome.totals.read.recorder_stats = Some(RecorderStats {
+            sources: vec![SourceStats {
+                name: "packets:\x1b[5mlo".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let mut s = Summary::default();
+        s.add(&[t]);
+        let mut out = Vec::new();
+        s.write(&outcome, &mut out).expect("summary");
+        let s = String::from_utf8(out).expect("UTF-8");
+        assert!(
+            !s.chars().any(|c| c.is_control() && c != '\n'),
+            "control characters reach the terminal: {s:?}"
+        );
+        assert!(
+            s.contains("  GET h/\\x1b[31mRED\\x1b]0;pwned\\x07\n"),
+            "{s}"
+        );
+        assert!(s.contains("  ng\\x1b[2Jinx\n"), "{s}");
+        assert!(
+            s.contains("dropped by the recorder: packets:\\x1b[5mlo"),
+            "{s}"
+        );
     }
 }

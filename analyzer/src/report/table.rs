@@ -1,8 +1,10 @@
-//! Aligned columns for a terminal, printed in chunks.
+//! Aligned columns for a terminal, printed in chunks. Cells are escaped
+//! ([`escape_text`]): the table is read on a terminal, and its text comes from captures.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
-use super::{addr, ms, opt, proc_label, rfc3339_ns, TABLE_CHUNK};
+use super::{addr, escape_text, ms, opt, proc_label, rfc3339_ns, TABLE_CHUNK};
 use crate::transaction::Transaction;
 
 const HEADER: [&str; 12] = [
@@ -44,7 +46,7 @@ fn row(t: &Transaction) -> [String; 12] {
         .map(|ns| rfc3339_ns(ns)[11..23].to_owned())
         .unwrap_or_else(|| "-".into());
     let url = super::url::display(t);
-    [
+    let cells = [
         time,
         addr(t.client),
         proc_label(&t.client_process),
@@ -61,7 +63,13 @@ fn row(t: &Transaction) -> [String; 12] {
             .collect::<Vec<_>>()
             .join(","),
         url,
-    ]
+    ];
+    // Every cell, since the method, process names and URL come from the capture and
+    // the rest costs only a scan: no terminal control sequence reaches the screen.
+    cells.map(|c| match escape_text(&c) {
+        Cow::Borrowed(_) => c,
+        Cow::Owned(escaped) => escaped,
+    })
 }
 
 impl Table {
@@ -107,5 +115,56 @@ impl Table {
             }
         }
         writeln!(out, "{}", s.trim_end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample_tx;
+    use crate::transaction::ProcessRef;
+
+    fn render(txs: &[Transaction]) -> String {
+        let mut out = Vec::new();
+        let mut table = Table::default();
+        table.push(txs, &mut out).expect("push");
+        table.finish(&mut out).expect("finish");
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    #[test]
+    fn capture_text_is_escaped_in_every_cell() {
+        let mut t = sample_tx("GET", Some("h\x1b]0;title\x07"), "/\x1b[31mRED\r\t\0\x7f");
+        t.client_process = Some(ProcessRef {
+            pid: 7,
+            comm: Some("cu\x1b[2Jrl".into()),
+        });
+        let s = render(&[t]);
+        assert!(
+            !s.chars().any(|c| c.is_control() && c != '\n'),
+            "control characters reach the terminal: {s:?}"
+        );
+        assert!(s.contains("cu\\x1b[2Jrl[7]"), "{s}");
+        assert!(
+            s.ends_with("  h\\x1b]0;title\\x07/\\x1b[31mRED\\r\\t\\x00\\x7f\n"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn a_tab_does_not_break_the_columns() {
+        // A terminal moves a tab to the next multiple of 8, wherever the padding
+        // (which counts it as one character) expected it: the escape has a known width.
+        let mut tab = sample_tx("GET", Some("h"), "/x");
+        tab.client_process = Some(ProcessRef {
+            pid: 1,
+            comm: Some("a\tb".into()),
+        });
+        let s = render(&[tab, sample_tx("GET", Some("h"), "/x")]);
+        assert!(!s.contains('\t'), "{s:?}");
+        let line = s.lines().nth(1).expect("row");
+        assert!(line.contains("  a\\tb[1]  "), "{line}");
+        let starts: Vec<_> = s.lines().map(|l| l.find("10.0.0.2:8080")).collect();
+        assert_eq!(starts[1], starts[2], "{s}");
     }
 }

@@ -96,31 +96,7 @@ pub(super) fn absolute(t: &Transaction) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tx(method: &str, host: Option<&str>, uri: &str) -> Transaction {
-        Transaction {
-            flow_id: 1,
-            client: "10.0.0.1:40000".parse().expect("address"),
-            server: "10.0.0.2:8080".parse().expect("address"),
-            method: Some(method.into()),
-            host: host.map(Into::into),
-            uri: Some(uri.into()),
-            version: Some("HTTP/1.1".into()),
-            status: Some(200),
-            reason: Some("OK".into()),
-            request_headers: Vec::new(),
-            response_headers: Vec::new(),
-            req_body_bytes: Some(0),
-            resp_body_bytes: Some(0),
-            req_first_ns: Some(1),
-            req_last_ns: Some(1),
-            resp_first_ns: Some(2),
-            resp_last_ns: Some(2),
-            client_process: None,
-            server_process: None,
-            flags: Vec::new(),
-        }
-    }
+    use crate::report::sample_tx as tx;
 
     #[test]
     fn origin_form_follows_the_host() {
