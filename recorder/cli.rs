@@ -179,11 +179,14 @@ pub struct AnalyzeArgs {
     /// Capture files (pcap or pcapng; plain, zstd or gzip).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Output format.
+    /// Format of the transaction list. Not with --summary, which has one format.
     #[arg(short = 'f', long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
-    /// Print per-endpoint statistics instead of transactions.
-    #[arg(long)]
+    /// Print per-endpoint statistics, status codes, top clients/servers and totals
+    /// instead of transactions, as text. Cannot be combined with --format.
+    // A conflict, not a silent choice: `--summary -f json` used to print the text
+    // summary, which a script expecting JSON only found out by failing to parse it.
+    #[arg(long, conflicts_with = "format")]
     pub summary: bool,
     /// Write the report here instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
@@ -282,6 +285,25 @@ mod tests {
         assert_eq!(parse(&["--tls"]), Ok(()));
         assert_eq!(parse(&["--no-tls"]), Ok(()));
         assert_eq!(parse(&["--tls", "--ssl-lib=/x/libssl.so.3"]), Ok(()));
+    }
+
+    #[test]
+    fn summary_refuses_a_format() {
+        use clap::{error::ErrorKind, Parser};
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["l7rec", "analyze", "f"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(drop).map_err(|e| e.kind())
+        };
+        for args in [
+            &["--summary", "-f", "json"][..],
+            &["--format=csv", "--summary"],
+            &["--summary", "--format", "table"],
+        ] {
+            assert_eq!(parse(args), Err(ErrorKind::ArgumentConflict), "{args:?}");
+        }
+        assert_eq!(parse(&["--summary"]), Ok(()));
+        assert_eq!(parse(&["-f", "har"]), Ok(()));
     }
 
     #[test]
