@@ -82,6 +82,11 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         }
         other => other?,
     };
+    // One line per interface whose link type is not decoded: without it, a capture
+    // of such an interface gives a report with no rows and no reason.
+    for (path, link) in &outcome.unsupported_links {
+        eprintln!("l7rec: warning: {}: {link}", path.display());
+    }
     for (path, err) in &outcome.read_errors {
         eprintln!(
             "l7rec: warning: {}: reading stopped early, analyzed what came before: {err}",

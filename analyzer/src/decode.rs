@@ -43,6 +43,32 @@ pub enum Skip {
     Malformed,
 }
 
+/// Common name of a link type this analyzer does not decode, for the warning that
+/// says its packets were skipped (names as on tcpdump.org's LINKTYPE list). `None`
+/// for the rarer ones: the number alone still identifies them.
+pub fn unsupported_linktype_name(linktype: u16) -> Option<&'static str> {
+    Some(match linktype {
+        6 => "IEEE 802.5 Token Ring",
+        9 => "PPP",
+        10 => "FDDI",
+        50 => "PPP in HDLC framing",
+        51 => "PPPoE",
+        104 => "Cisco HDLC",
+        105 => "IEEE 802.11",
+        107 => "Frame Relay",
+        119 => "IEEE 802.11 Prism",
+        127 => "IEEE 802.11 radiotap",
+        143 => "DOCSIS",
+        192 => "PPI",
+        195 => "IEEE 802.15.4",
+        201 => "Bluetooth HCI H4",
+        220 => "USB Linux",
+        249 => "USBPcap",
+        253 => "Linux netlink",
+        _ => return None,
+    })
+}
+
 /// Offset of the IP header within a frame of `linktype`, or why there is none.
 fn l3_offset(linktype: u16, frame: &[u8]) -> Result<usize, Skip> {
     const ETH_IPV4: u16 = 0x0800;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use flows::FlowTotals;
-pub use pipeline::{ReadTotals, Sink, SkipCounts};
+pub use pipeline::{ReadTotals, Sink, SkipCounts, UnsupportedLink};
 pub use transaction::{Flag, ProcessRef, Transaction};
 
 /// Why an analysis could not run.
@@ -94,6 +94,9 @@ pub struct Outcome {
     pub totals: Totals,
     /// Files whose reading stopped early, with why (what preceded was analyzed).
     pub read_errors: Vec<(PathBuf, String)>,
+    /// Per file, the interfaces whose packets were skipped because their link type is
+    /// not decoded (worth a warning: otherwise the report is just empty).
+    pub unsupported_links: Vec<(PathBuf, UnsupportedLink)>,
 }
 
 /// Analyzes `files` in order and keeps every transaction.
@@ -161,6 +164,11 @@ pub fn analyze_with(
             r.recorder_stats = fa.read.recorder_stats;
         }
         all.totals.flows.add(&fa.flows);
+        all.unsupported_links.extend(
+            fa.unsupported_links
+                .into_iter()
+                .map(|u| (path.to_owned(), u)),
+        );
         if let Some(e) = fa.read_error {
             all.read_errors.push((path.to_owned(), e));
         }

@@ -64,6 +64,41 @@ struct Round {
     records: Vec<Record>,
 }
 
+/// Packets of one interface skipped because its link type is not decoded.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnsupportedLink {
+    /// Interface id within its pcapng section; `None` in a legacy pcap, whose file
+    /// is the one interface.
+    pub interface: Option<u32>,
+    /// The link type (pcap LINKTYPE_ number).
+    pub linktype: u16,
+    /// Packets skipped.
+    pub packets: u64,
+}
+
+impl std::fmt::Display for UnsupportedLink {
+    /// `interface 0 (link type 105, IEEE 802.11) is not supported: 18 packets skipped`
+    /// in a pcapng, `link type 105 (IEEE 802.11) is not supported: ...` in a pcap.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (lt, name) = (
+            self.linktype,
+            crate::decode::unsupported_linktype_name(self.linktype),
+        );
+        let what = match (self.interface, name) {
+            (Some(i), Some(n)) => format!("interface {i} (link type {lt}, {n})"),
+            (Some(i), None) => format!("interface {i} (link type {lt})"),
+            (None, Some(n)) => format!("link type {lt} ({n})"),
+            (None, None) => format!("link type {lt}"),
+        };
+        let s = if self.packets == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{what} is not supported: {} packet{s} skipped",
+            self.packets
+        )
+    }
+}
+
 /// Counters of one file's reading.
 #[derive(Debug, Clone, Default)]
 pub struct ReadTotals {
@@ -104,6 +139,8 @@ pub struct FileAnalysis {
     pub flows: FlowTotals,
     /// Why reading stopped early, if it did (everything before was analyzed).
     pub read_error: Option<String>,
+    /// Interfaces whose packets were all skipped for their link type.
+    pub unsupported_links: Vec<UnsupportedLink>,
 }
 
 /// Counts bytes pulled from the file, for the progress bar.
@@ -283,7 +320,7 @@ pub fn analyze_file(
             None
         })
     };
-    let (read, read_error) = rounds.finish();
+    let (read, read_error, unsupported_links) = rounds.finish();
     if let Some(e) = failed {
         return Err(AnalyzeError::Output { source: e });
     }
@@ -305,6 +342,7 @@ pub fn analyze_file(
         read,
         flows,
         read_error,
+        unsupported_links,
     })
 }
 
@@ -409,6 +447,10 @@ struct RoundReader {
     done: bool,
     /// Per interface id of the current section: is it l7rec's TLS plaintext interface?
     tls_ifaces: Vec<bool>,
+    /// Packets skipped per (interface id, link type) the decoder does not know: a
+    /// capture of only those used to give an empty report and no word why. (The
+    /// link type is part of the key because ids restart in each pcapng section.)
+    unsupported: std::collections::BTreeMap<(u32, u16), u64>,
 }
 
 impl RoundReader {
@@ -421,6 +463,7 @@ impl RoundReader {
             isb_drops: Default::default(),
             done: false,
             tls_ifaces: Vec::new(),
+            unsupported: Default::default(),
         }
     }
 
@@ -452,6 +495,12 @@ impl RoundReader {
                     let seg = match tcp_segment(p.linktype, p.data) {
                         Ok(seg) => seg,
                         Err(skip) => {
+                            if skip == Skip::LinkType {
+                                *self
+                                    .unsupported
+                                    .entry((p.interface_id, p.linktype))
+                                    .or_default() += 1;
+                            }
                             let c = &mut totals.skipped;
                             *match skip {
                                 Skip::LinkType => &mut c.link_type,
@@ -528,10 +577,52 @@ impl RoundReader {
         (round_segments > 0 || !round.records.is_empty()).then_some(round)
     }
 
-    /// Reading counters, and why reading stopped early if it did.
-    fn finish(mut self) -> (ReadTotals, Option<String>) {
+    /// Reading counters, why reading stopped early if it did, and the interfaces
+    /// skipped for their link type.
+    fn finish(mut self) -> (ReadTotals, Option<String>, Vec<UnsupportedLink>) {
         self.totals.bytes = self.reader.offset();
         self.totals.isb_os_drops = self.isb_drops.values().sum();
-        (self.totals, self.error)
+        // A legacy pcap has no interface ids: its header's link type is the file's.
+        let pcapng = self.reader.format() == l7rec_capture::Format::PcapNg;
+        let unsupported = self
+            .unsupported
+            .into_iter()
+            .map(|((id, linktype), packets)| UnsupportedLink {
+                interface: pcapng.then_some(id),
+                linktype,
+                packets,
+            })
+            .collect();
+        (self.totals, self.error, unsupported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnsupportedLink;
+
+    #[test]
+    fn unsupported_link_warnings_name_interface_and_link_type() {
+        let link = |interface, linktype, packets| UnsupportedLink {
+            interface,
+            linktype,
+            packets,
+        };
+        assert_eq!(
+            link(Some(0), 105, 18).to_string(),
+            "interface 0 (link type 105, IEEE 802.11) is not supported: 18 packets skipped"
+        );
+        assert_eq!(
+            link(None, 105, 1).to_string(),
+            "link type 105 (IEEE 802.11) is not supported: 1 packet skipped"
+        );
+        assert_eq!(
+            link(Some(3), 4242, 2).to_string(),
+            "interface 3 (link type 4242) is not supported: 2 packets skipped"
+        );
+        assert_eq!(
+            link(None, 4242, 2).to_string(),
+            "link type 4242 is not supported: 2 packets skipped"
+        );
     }
 }
