@@ -72,7 +72,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Capture file to write (created with mode 0600: captures hold cookies and tokens).
+    /// Capture file to write.
+    ///
+    /// The file gets mode 0600 (captures hold cookies and tokens). An existing file is
+    /// replaced only when recording starts: if start-up fails (an option, BPF, TLS, the
+    /// command not found...) it is left as it was, and a file l7rec created is removed.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// Interface to capture on (repeatable; one given twice is captured once, with a

@@ -2,7 +2,6 @@
 //! (`--redact`), handshakes held until their connection proves to be HTTP, the owning
 //! process annotated, `-c` honoured.
 
-use std::fs::File;
 use std::io;
 
 use l7rec_analyzer::decode::{tcp_segment, TcpSegment};
@@ -11,6 +10,7 @@ use l7rec_capture::{CaptureWriter, Direction, PacketOut};
 use crate::afpacket::Packet;
 use crate::handshakes::{flow_key, Handshakes, Held};
 use crate::metadata::Metadata;
+use crate::output::Output;
 use crate::redact::Redactor;
 
 /// Where a frame came from.
@@ -74,7 +74,7 @@ impl Frames {
     /// Handles one frame from a ring.
     pub fn frame(
         &mut self,
-        w: &mut CaptureWriter<File>,
+        w: &mut CaptureWriter<Output>,
         meta: &Metadata,
         src: Source,
         p: &Packet<'_>,
@@ -153,7 +153,7 @@ pub struct Frame {
 
 /// Writes one packet block, annotated with the process owning its connection.
 fn emit(
-    w: &mut CaptureWriter<File>,
+    w: &mut CaptureWriter<Output>,
     meta: &Metadata,
     written: &mut Written,
     f: &Frame,

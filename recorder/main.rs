@@ -10,6 +10,7 @@ mod files;
 mod frames;
 mod handshakes;
 mod metadata;
+mod output;
 mod record;
 mod redact;
 mod ring_events;

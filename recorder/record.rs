@@ -1,10 +1,8 @@
 //! `l7rec record`: the socket filter, AF_PACKET rings and syscall tracer feeding one
 //! capture file, until a signal, a limit, or the end of the traced command.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,6 +20,7 @@ use crate::cli::{RecordArgs, SyscallMode};
 use crate::command::{self, TracedCommand};
 use crate::frames::{Frames, Source};
 use crate::metadata::Metadata;
+use crate::output::Output;
 use crate::redact::{self, Redactor};
 use crate::syscalls::{SyscallConfig, SyscallTracer, TraceMode};
 use crate::tls::{TlsChoice, TlsRecording};
@@ -156,28 +155,6 @@ enum Ending {
     Draining { until: Instant, stop: Stop },
 }
 
-/// Creates the capture file, mode 0600 even if it existed as a regular file with wider
-/// permissions (captures hold secrets). Anything else (`/dev/null`, a FIFO) is written
-/// to as it is: its mode is shared with every other user of it.
-fn create_output(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create capture file {}", path.display()))?;
-    let regular = file
-        .metadata()
-        .with_context(|| format!("cannot stat {}", path.display()))?
-        .is_file();
-    if regular {
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict permissions of {}", path.display()))?;
-    }
-    Ok(file)
-}
-
 /// The interfaces to capture on: those named (each once), or every usable one.
 fn select_interfaces(names: &[String]) -> Result<Vec<afpacket::Interface>> {
     let all = afpacket::list_interfaces().context("listing network interfaces")?;
@@ -270,7 +247,11 @@ pub fn run(args: RecordArgs) -> Result<u8> {
     let redact_cmdlines = redactor.is_some();
     let mut frames = Frames::new(redactor, args.all_tcp, args.count);
     let ifaces = select_interfaces(&args.interfaces)?;
-    let file = create_output(&args.output)?;
+    // Opened now so an unwritable path is reported before the slow set-up, but neither
+    // truncated nor written until recording starts: a failed start leaves an existing
+    // file as it was (see output.rs).
+    let output = Output::open(&args.output)?;
+    let out_name = output.name();
 
     let filter = SocketFilter::load(&FilterConfig {
         ports: args.ports.clone(),
@@ -297,7 +278,7 @@ pub fn run(args: RecordArgs) -> Result<u8> {
         hardware: Some(std::env::consts::ARCH.to_owned()),
         ..Default::default()
     };
-    let mut writer = CaptureWriter::new(file, &opts).context("writing the capture header")?;
+    let mut writer = CaptureWriter::new(output, &opts).context("writing the capture header")?;
     // Blocks hold the largest packet; a larger snaplen needs larger blocks.
     let block_size = (args.snaplen + 4096).next_power_of_two().max(1 << 20);
     let ring = RingConfig {
@@ -398,18 +379,27 @@ pub fn run(args: RecordArgs) -> Result<u8> {
     }
 
     install_signal_handlers()?;
-    // Everything is attached: say so, so scripts can start their traffic now.
-    let names: Vec<&str> = captures.iter().map(|c| c.iface.name.as_str()).collect();
-    eprintln!(
-        "l7rec: recording on {} to {} (process attribution: {})",
-        names.join(", "),
-        args.output.display(),
-        tracer.as_ref().map_or("off", |t| t.mode().name()),
-    );
     let mut command = match args.command.split_first() {
         Some((prog, rest)) => Some(TracedCommand::spawn(prog, rest)?),
         None => None,
     };
+    // Start-up is over (the command runs, with everything attached for its first
+    // packet): only now is an existing file replaced. Until here the writer's output was
+    // held in memory; flushing puts the header on disk at once.
+    writer.get_mut().commit().and_then(|()| {
+        writer
+            .flush()
+            .with_context(|| format!("writing {out_name}"))
+    })?;
+    // Everything is attached and the file is ours: say so, so scripts can start their
+    // traffic now.
+    let names: Vec<&str> = captures.iter().map(|c| c.iface.name.as_str()).collect();
+    eprintln!(
+        "l7rec: recording on {} to {} (process attribution: {})",
+        names.join(", "),
+        out_name,
+        tracer.as_ref().map_or("off", |t| t.mode().name()),
+    );
     let started = Instant::now();
     let start_ns = now_ns();
     let status = status_line();
@@ -643,7 +633,7 @@ pub fn run(args: RecordArgs) -> Result<u8> {
 
 /// Interface statistics blocks and a recorder statistics record.
 fn write_stats(
-    writer: &mut CaptureWriter<File>,
+    writer: &mut CaptureWriter<Output>,
     captures: &mut [Capture],
     filter: &SocketFilter,
     tracer: Option<&SyscallTracer>,
@@ -846,31 +836,5 @@ mod tests {
         );
         assert!(trace_modes(false, Some(SyscallMode::Off)).is_empty());
         assert!(trace_modes(true, None).is_empty());
-    }
-
-    #[test]
-    fn output_mode_is_restricted_only_for_regular_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("cap.pcapng");
-        std::fs::write(&file, b"old").unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        create_output(&file).unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&file), 0o600);
-        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
-        // A device node of our own (like /dev/null): written to, its mode left alone.
-        let dev = dir.path().join("null");
-        let c = std::ffi::CString::new(dev.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid path; makedev(1, 3) is the null device.
-        if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) } != 0 {
-            eprintln!(
-                "skipped the device part: mknod needs root ({})",
-                io::Error::last_os_error()
-            );
-            return;
-        }
-        std::fs::set_permissions(&dev, std::fs::Permissions::from_mode(0o666)).unwrap();
-        create_output(&dev).unwrap();
-        assert_eq!(mode(&dev), 0o666);
     }
 }

@@ -22,7 +22,6 @@
 //! the client never reads is still captured from the server's writes.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io;
 use std::mem::{offset_of, size_of, MaybeUninit};
 use std::net::{IpAddr, SocketAddr};
@@ -42,6 +41,7 @@ use libbpf_rs::{
 use crate::elf_syms;
 use crate::files::same_file;
 use crate::handshakes::{flow_key, FlowKey};
+use crate::output::Output;
 use crate::redact::Redactor;
 use crate::ring_events::DecodedRing;
 use crate::syscalls::TlsSocketMaps;
@@ -968,7 +968,7 @@ impl TlsRecording {
         pid: Option<u32>,
         socket_maps: Option<TlsSocketMaps>,
         redact_headers: Option<&[String]>,
-        writer: &mut CaptureWriter<File>,
+        writer: &mut CaptureWriter<Output>,
     ) -> Result<Option<Self>> {
         if choice.no_tls {
             return Ok(None);
@@ -1039,7 +1039,7 @@ impl TlsRecording {
 
     /// Reads what the kernel has and writes the synthesized packets; returns how many
     /// events were read.
-    pub fn poll(&mut self, writer: &mut CaptureWriter<File>) -> Result<usize> {
+    pub fn poll(&mut self, writer: &mut CaptureWriter<Output>) -> Result<usize> {
         let synth = &mut self.synth;
         let scratch = &mut self.scratch;
         let n = self.tracer.poll(Duration::ZERO, &mut |ev| {

@@ -1,6 +1,7 @@
 //! The recorder under faults: two recorders side by side release every BPF program
 //! and link they held; under overload (the recorder frozen while traffic flows) every
 //! lost packet is counted exactly, the recorder stays responsive and its memory bounded.
+//! A failed start leaves its output file as it was.
 //!
 //! Needs root, iproute2, nginx, curl, bpftool. Each test has its own namespace.
 
@@ -10,7 +11,9 @@ mod e2e;
 mod netns;
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
 
@@ -245,4 +248,55 @@ fn overload_drops_are_counted_exactly_and_the_recorder_stays_responsive() {
         summary.contains(&format!("{dropped}  dropped by the recorder: packets:lo")),
         "{summary}"
     );
+}
+
+/// `l7rec record -o OUT ARGS...` in `ns`, to its end (at most 30 s).
+fn record_to_end(ns: &Netns, out: &Path, args: &[&str]) -> Output {
+    let out = out.display().to_string();
+    let mut full = vec![L7REC, "record", "-o", &out];
+    full.extend_from_slice(args);
+    ns.run_status(&full, secs(30))
+}
+
+#[test]
+fn a_failed_start_leaves_the_output_as_it_was() {
+    require_tools(&["ip"]);
+    let ns = Netns::new();
+    let dir = temp_dir();
+    // Each fails after the output is opened: the packet ring (too large for the
+    // snap length), TLS set-up, the command's spawn.
+    let cases: [(&[&str], i32); 3] = [
+        (&["-s", "999999999"], 125),
+        (&["--ssl-lib", "/nonexistent/libssl.so"], 125),
+        (&["--", "/nonexistent/cmd"], 127),
+    ];
+    for (args, code) in cases {
+        let keep = dir.path().join("keep.txt");
+        write_file_mode(&keep, b"precious\n", 0o644);
+        let o = record_to_end(&ns, &keep, args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains("l7rec: error:"), "{args:?}: {stderr}");
+        assert_eq!(
+            std::fs::read(&keep).expect("keep.txt must survive"),
+            b"precious\n",
+            "{args:?}: a failed start destroyed the existing file"
+        );
+        assert_eq!(
+            std::fs::metadata(&keep)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok(),
+            Some(0o644),
+            "{args:?}: a failed start changed the file's mode"
+        );
+
+        let new = dir.path().join("new.pcapng");
+        let o = record_to_end(&ns, &new, args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}");
+        assert!(
+            !new.exists(),
+            "{args:?}: a failed start left {} behind",
+            new.display()
+        );
+    }
 }

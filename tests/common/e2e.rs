@@ -288,13 +288,14 @@ impl Recorder {
         std::fs::read_to_string(self.stderr_file.path()).unwrap_or_default()
     }
 
-    /// Polls until the output file is non-empty: the recorder writes (flushes) the file
-    /// only from its main loop, i.e. after the filter, rings and tracepoints are set up.
+    /// Polls until the recorder said "recording on" and the output file is non-empty:
+    /// the recorder replaces an existing file and says so only once the filter, rings
+    /// and tracepoints are set up (an old file's contents do not mean it is ready).
     pub fn wait_ready(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             let len = std::fs::metadata(&self.output).map_or(0, |m| m.len());
-            if len > 0 {
+            if len > 0 && self.stderr().contains("l7rec: recording on ") {
                 return;
             }
             if let Some(status) = self

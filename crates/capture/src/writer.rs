@@ -268,6 +268,15 @@ impl<W: Write> CaptureWriter<W> {
         }
     }
 
+    /// The output. Writing to it directly corrupts the capture; this is for changing
+    /// the state of `W` itself (such as where it writes to).
+    pub fn get_mut(&mut self) -> &mut W {
+        match &mut self.sink {
+            Sink::Plain { out, .. } => out.get_mut(),
+            Sink::Zstd(e) => e.get_mut().get_mut(),
+        }
+    }
+
     /// Bytes of pcapng written so far, before compression.
     pub fn uncompressed_bytes(&self) -> u64 {
         self.uncompressed_bytes

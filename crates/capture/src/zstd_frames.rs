@@ -107,6 +107,11 @@ impl<W: Write> ZstdFrames<W> {
         Ok(self.out)
     }
 
+    /// The output, mutably (writing to it directly breaks the frame layout).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Hands the staged bytes to the compressor; `exact`: flush its output too.
     fn feed(&mut self, exact: bool) -> io::Result<()> {
         if self.staged.is_empty() && (!exact || self.frame_input.is_none()) {
