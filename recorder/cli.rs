@@ -77,6 +77,7 @@ pub struct RecordArgs {
     /// The file gets mode 0600 (captures hold cookies and tokens). An existing file is
     /// replaced only when recording starts: if start-up fails (an option, BPF, TLS, the
     /// command not found...) it is left as it was, and a file l7rec created is removed.
+    /// The file is locked while written: a second l7rec record on it is refused.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// Interface to capture on (repeatable; one given twice is captured once, with a

@@ -2,7 +2,7 @@
 //!
 //! Nothing that was there is destroyed until recording starts. [`Output::open`]
 //! opens the file early (so a path that cannot be written is reported before the slow
-//! BPF set-up) without truncating it; everything the capture writer
+//! BPF set-up) without truncating it, and locks it; everything the capture writer
 //! produces meanwhile (the header, interface blocks) is kept in memory. Only
 //! [`Output::commit`], once every start-up step has succeeded, truncates the file and
 //! writes that out. If start-up fails instead, an existing file is left as it was, and
@@ -10,6 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -29,7 +30,7 @@ enum Dest {
         path: PathBuf,
         /// Whether [`Output::open`] created it: then a failed start-up removes it.
         created: bool,
-        /// A regular file (not `/dev/null`, a FIFO...): truncated, chmod-ed.
+        /// A regular file (not `/dev/null`, a FIFO...): locked, truncated, chmod-ed.
         regular: bool,
     },
 }
@@ -39,12 +40,26 @@ enum Dest {
 const OPEN_ATTEMPTS: usize = 3;
 
 impl Output {
-    /// Opens `path` for writing without truncating it.
+    /// Opens `path` for writing without truncating it, and
+    /// takes an exclusive lock on a regular file, refusing the file if another process
+    /// holds one: two recorders writing one file would interleave into garbage.
     pub fn open(path: &Path) -> Result<Output> {
         let (file, created) = open_or_create(path)
             .with_context(|| format!("cannot create capture file {}", path.display()))?;
         let meta = file.metadata();
         let regular = meta.as_ref().is_ok_and(|m| m.is_file());
+        if regular {
+            // Before anything else, so a refused file is never removed or changed.
+            lock(&file).with_context(|| {
+                format!(
+                    "{} is being written by another process (another l7rec record?); \
+                     refusing to write it too",
+                    path.display()
+                )
+            })?;
+            // (Had we just created it, losing the lock means someone opened and locked
+            // it since: it is theirs now, and is left in place.)
+        }
         // From here on, dropping `out` removes a file we created.
         let out = Output {
             dest: Dest::File {
@@ -170,6 +185,19 @@ fn open_or_create(path: &Path) -> io::Result<(File, bool)> {
     Err(last)
 }
 
+/// `flock(LOCK_EX | LOCK_NB)`: advisory, so it only keeps out other l7rec recorders
+/// (and tools that lock too); held until the file is closed at exit. Not inherited by
+/// the traced command: the descriptor is close-on-exec.
+fn lock(file: &File) -> io::Result<()> {
+    // SAFETY: flock(2) on a descriptor we own; no memory is passed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +243,25 @@ mod tests {
     }
 
     #[test]
+    fn a_file_being_written_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cap.pcapng");
+        let mut first = Output::open(&path).unwrap();
+        first.write_all(b"first").unwrap();
+        first.commit().unwrap();
+        let err = Output::open(&path)
+            .err()
+            .expect("a second writer is refused");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("another"), "{msg}");
+        // The refusal neither removed nor touched the first writer's file.
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        drop(first);
+        // Free again once the first writer is gone.
+        Output::open(&path).unwrap().commit().unwrap();
+    }
+
+    #[test]
     fn a_device_node_is_written_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         // A device node of our own (like /dev/null).
@@ -229,6 +276,7 @@ mod tests {
         let mut null = Output::open(&dev).unwrap();
         null.write_all(b"capture").unwrap();
         null.commit().unwrap();
+        // Not locked: a second writer is fine.
         let mut second = Output::open(&dev).unwrap();
         second.commit().unwrap();
         drop((null, second));

@@ -247,9 +247,9 @@ pub fn run(args: RecordArgs) -> Result<u8> {
     let redact_cmdlines = redactor.is_some();
     let mut frames = Frames::new(redactor, args.all_tcp, args.count);
     let ifaces = select_interfaces(&args.interfaces)?;
-    // Opened now so an unwritable path is reported before the slow set-up, but neither
-    // truncated nor written until recording starts: a failed start leaves an existing
-    // file as it was (see output.rs).
+    // Opened (and locked) now so an unwritable path or a file in use is reported before
+    // the slow set-up, but neither truncated nor written until recording starts: a
+    // failed start leaves an existing file as it was (see output.rs).
     let output = Output::open(&args.output)?;
     let out_name = output.name();
 

@@ -1,7 +1,8 @@
 //! The recorder under faults: two recorders side by side release every BPF program
 //! and link they held; under overload (the recorder frozen while traffic flows) every
 //! lost packet is counted exactly, the recorder stays responsive and its memory bounded.
-//! A failed start leaves its output file as it was.
+//! Its output file: a failed start leaves it as it was, a second recorder on it is
+//! refused.
 //!
 //! Needs root, iproute2, nginx, curl, bpftool. Each test has its own namespace.
 
@@ -299,4 +300,43 @@ fn a_failed_start_leaves_the_output_as_it_was() {
             new.display()
         );
     }
+}
+
+#[test]
+fn a_second_recorder_on_the_same_file_is_refused() {
+    require_tools(&["ip", "nginx", "curl"]);
+    let ns = Netns::new();
+    let www = Docroot::new();
+    let _nginx = Nginx::start(&ns, &www, &[PORT]);
+    let dir = temp_dir();
+    let out = dir.path().join("cap.pcapng");
+    let mut first = Recorder::start(&ns, &out, &[]);
+    first.wait_ready(secs(10));
+    // Bounded in case it is not refused: then it records 3 s and exits 0.
+    let second = record_to_end(&ns, &out, &["--duration", "3s"]);
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(
+        second.status.code(),
+        Some(125),
+        "a second recorder on the same file must fail: {said}"
+    );
+    assert!(
+        said.contains(&out.display().to_string()) && said.contains("another"),
+        "the error must name the file and say it is in use: {said}"
+    );
+    let run = curl(
+        &ns,
+        &[&format!("http://127.0.0.1:{PORT}/index.html?first=1")],
+    );
+    assert_eq!(run.http_code, 200);
+    thread::sleep(Duration::from_millis(300));
+    let exit = first.stop(libc::SIGINT, secs(10));
+    assert_clean_exit(&exit, "the first recorder");
+    // The first recorder's file is whole: nothing of the second one's in it.
+    let contents = read_capture(&out);
+    assert_eq!(contents.error, None, "the file must read cleanly");
+    assert_eq!(contents.last_event, "records:Stats", "{contents:?}");
+    let a = analyze_json(&out);
+    assert!(a.status.success() && a.stderr.is_empty(), "{}", a.stderr);
+    assert_eq!(a.by_uri("/index.html?first=1").len(), 1, "{}", a.listing());
 }
