@@ -78,6 +78,8 @@ pub struct RecordArgs {
     /// replaced only when recording starts: if start-up fails (an option, BPF, TLS, the
     /// command not found...) it is left as it was, and a file l7rec created is removed.
     /// The file is locked while written: a second l7rec record on it is refused.
+    /// On a write error (disk full) l7rec stops and cuts the file back to its last
+    /// flush, at most a second earlier, so it stays readable.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// Interface to capture on (repeatable; one given twice is captured once, with a

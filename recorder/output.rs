@@ -106,6 +106,27 @@ impl Output {
         self.pending = None;
         Ok(())
     }
+
+    /// Cuts a regular file back to `len` bytes after a failed write, so it ends where
+    /// the last flush ended, then appends `tail` (what completes the zstd frame that
+    /// flush left open). `Ok(false)`: this output cannot be cut (a FIFO, a
+    /// device...); what was written stays.
+    pub fn cut_back(&self, len: u64, tail: &[u8]) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        match &self.dest {
+            Dest::File {
+                file,
+                regular: true,
+                ..
+            } => {
+                file.set_len(len)?;
+                // The cut freed at least what the failed write left behind.
+                file.write_all_at(tail, len)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 impl Write for Output {
@@ -282,5 +303,24 @@ mod tests {
         drop((null, second));
         // Neither chmod-ed nor removed.
         assert_eq!(mode(&dev), 0o666);
+    }
+
+    #[test]
+    fn only_regular_files_are_cut_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cap.pcapng");
+        let mut out = Output::open(&path).unwrap();
+        out.commit().unwrap();
+        out.write_all(b"complete+partial").unwrap();
+        assert!(out.cut_back(8, &[]).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"complete");
+        let dev = dir.path().join("null");
+        let c = std::ffi::CString::new(dev.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path; makedev(1, 3) is the null device.
+        if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) } == 0 {
+            let mut null = Output::open(&dev).unwrap();
+            null.commit().unwrap();
+            assert!(!null.cut_back(0, &[]).unwrap());
+        }
     }
 }

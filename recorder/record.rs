@@ -472,7 +472,7 @@ pub fn run(args: RecordArgs) -> Result<u8> {
                     frames.written.packets,
                     filter.counters().map_or(0, |c| c.flows_classified),
                     meta.events,
-                    human_bytes(file_len(&args.output)),
+                    human_bytes(writer.written_bytes()),
                 ));
             }
         }
@@ -562,7 +562,7 @@ pub fn run(args: RecordArgs) -> Result<u8> {
         );
     }
 
-    // Final counters and a clean end of the zstd frame, whatever stopped us.
+    // Final counters and a clean end of the zstd frame, unless writing failed.
     let finished = match &stop {
         Ok(_) => {
             let pending = meta.take_records();
@@ -579,10 +579,37 @@ pub fn run(args: RecordArgs) -> Result<u8> {
                         start_ns,
                     )
                 })
-                .and_then(|()| writer.finish().map(drop))
+                .and_then(|()| writer.flush())
         }
-        // After a write error (disk full), try to end the frame; what was flushed stays valid.
-        Err(_) => writer.finish().map(drop),
+        Err(_) => Ok(()),
+    };
+    // After a write error (disk full) the output may end in part of a block or zstd
+    // frame, which readers report as damage: it is cut back to where the last flush
+    // ended, losing at most the last second, rather than retried (a retry would
+    // compress the staged data again and duplicate or misplace it).
+    let (written, cut) = if stop.is_err() || finished.is_err() {
+        let (out, valid, tail) = writer.abandon();
+        let cut = match out.cut_back(valid, tail) {
+            Ok(true) => {
+                format!("it was cut back to the last flush ({valid} bytes) and reads cleanly")
+            }
+            Ok(false) => format!(
+                "{out_name} cannot be cut back: what follows byte {valid} (the last flush) is \
+                 incomplete"
+            ),
+            Err(e) => format!(
+                "cutting it back to the last flush ({valid} bytes) failed too ({e}): what \
+                 follows is incomplete"
+            ),
+        };
+        (valid, cut)
+    } else {
+        let written = writer.written_bytes();
+        // Already flushed: this only hands the output back, to be closed.
+        if let Err(e) = writer.finish() {
+            eprintln!("l7rec: warning: closing {out_name}: {e}");
+        }
+        (written, String::new())
     };
     let counters = filter.counters().unwrap_or_default();
     let ring_drops: u64 = captures
@@ -598,8 +625,8 @@ pub fn run(args: RecordArgs) -> Result<u8> {
         meta.events,
         ring_drops,
         syscall_drops,
-        human_bytes(file_len(&args.output)),
-        args.output.display(),
+        human_bytes(written),
+        out_name,
         started.elapsed().as_secs_f64(),
     );
     if let Some(t) = &tls {
@@ -611,13 +638,8 @@ pub fn run(args: RecordArgs) -> Result<u8> {
             counters.flow_insert_failed
         );
     }
-    let stop = stop.with_context(|| {
-        format!(
-            "writing {} failed (disk full?); the file is valid up to the last flush",
-            args.output.display()
-        )
-    })?;
-    finished.with_context(|| format!("finishing {}", args.output.display()))?;
+    let stop = stop.with_context(|| format!("writing {out_name} failed (disk full?); {cut}"))?;
+    finished.with_context(|| format!("finishing {out_name}; {cut}"))?;
     match &stop {
         Stop::Signal(sig) => eprintln!("l7rec: stopped by signal {sig}"),
         Stop::CommandExited(status) if !status.success() => {
@@ -750,10 +772,6 @@ fn status_line() -> Option<ProgressBar> {
     bar.set_style(ProgressStyle::with_template("{spinner} recording {elapsed} {msg}").ok()?);
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
-}
-
-fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 fn human_bytes(n: u64) -> String {

@@ -2,9 +2,10 @@
 //! and link they held; under overload (the recorder frozen while traffic flows) every
 //! lost packet is counted exactly, the recorder stays responsive and its memory bounded.
 //! Its output file: a failed start leaves it as it was, a second recorder on it is
-//! refused.
+//! refused, a full disk leaves it complete up to the last flush.
 //!
-//! Needs root, iproute2, nginx, curl, bpftool. Each test has its own namespace.
+//! Needs root, iproute2, nginx, curl, bpftool, zstd, mount. Each test has its own
+//! namespace.
 
 #[path = "common/e2e.rs"]
 mod e2e;
@@ -16,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use e2e::*;
 use netns::{require_tools, Netns};
@@ -339,4 +340,74 @@ fn a_second_recorder_on_the_same_file_is_refused() {
     let a = analyze_json(&out);
     assert!(a.status.success() && a.stderr.is_empty(), "{}", a.stderr);
     assert_eq!(a.by_uri("/index.html?first=1").len(), 1, "{}", a.listing());
+}
+
+/// Fills a 2 MiB disk through a recorder run with `args`; returns its exit and the file.
+fn fill_disk(ns: &Netns, fs: &Tmpfs, args: &[&str]) -> (RecorderExit, std::path::PathBuf) {
+    let out = fs.path().join("cap.pcapng");
+    let mut rec = Recorder::start(ns, &out, args);
+    rec.wait_ready(secs(10));
+    let deadline = Instant::now() + secs(60);
+    for n in 0.. {
+        // Ten downloads a round: big.bin compresses well, the disk takes many.
+        let urls: Vec<String> = (0..10)
+            .map(|i| format!("http://127.0.0.1:{PORT}/big.bin?n={n}-{i}"))
+            .collect();
+        let mut args = vec!["curl", "-sS"];
+        for u in &urls {
+            args.extend(["-o", "/dev/null", u.as_str()]);
+        }
+        ns.run(&args, secs(30));
+        // Paced so that flushes (every second at most) fall between rounds: the file is
+        // cut back to the last one, so a disk filled within a second holds nothing.
+        thread::sleep(Duration::from_millis(250));
+        if let Some(exit) = rec.try_wait() {
+            return (exit, out);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 2 MiB disk never filled after {n} rounds of downloads; recorder said:\n{}",
+            rec.stderr()
+        );
+    }
+    unreachable!("the loop returns or fails")
+}
+
+/// The recorder's claim on a full disk holds: the file, cut back to the last flush,
+/// is a complete zstd stream (no frame cut in half) and reads without any warning.
+#[test]
+fn a_full_disk_leaves_a_complete_zstd_file() {
+    require_tools(&["ip", "nginx", "curl", "zstd", "mount", "umount"]);
+    let ns = Netns::new();
+    let www = Docroot::new();
+    let _nginx = Nginx::start(&ns, &www, &[PORT]);
+    let fs = Tmpfs::mount("2m");
+    let (exit, out) = fill_disk(&ns, &fs, &[]);
+    assert_eq!(exit.status.code(), Some(125), "{}", exit.stderr);
+    let t = run_with_timeout(Command::new("zstd").arg("-tq").arg(&out), secs(30));
+    assert!(
+        t.status.success(),
+        "zstd -t must accept the file: {}",
+        String::from_utf8_lossy(&t.stderr)
+    );
+    let contents = read_capture(&out);
+    assert_eq!(contents.error, None, "the file must read cleanly");
+    assert!(contents.packets > 0, "{contents:?}");
+    let a = analyze_json(&out);
+    assert!(
+        a.status.success() && a.stderr.is_empty(),
+        "analyze must read the file without a warning: {}",
+        a.stderr
+    );
+    assert!(
+        a.rows.iter().any(|r| r["status"].as_u64() == Some(200)),
+        "no complete transaction before the failure:\n{}",
+        a.listing()
+    );
+    assert!(
+        exit.stderr.contains("No space left on device")
+            && exit.stderr.contains("cut back to the last flush"),
+        "the error must name the full disk and the cut: {}",
+        exit.stderr
+    );
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::pcapng::*;
 use crate::record::{encode_records, Record};
 use crate::types::{Direction, Interface, InterfaceStats};
-use crate::zstd_frames::ZstdFrames;
+use crate::zstd_frames::{ZstdFrames, FRAME_END};
 
 /// How the output stream is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,22 +67,64 @@ pub struct PacketOut<'a> {
     pub comment: Option<&'a str>,
 }
 
+/// `W`, counting the bytes it accepted: where the output ends, for
+/// [`CaptureWriter::flushed_bytes`].
+struct Counted<W: Write> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 enum Sink<W: Write> {
     /// Blocks are built in `block`, then written to `out`.
     Plain {
-        out: io::BufWriter<W>,
+        out: io::BufWriter<Counted<W>>,
         block: Vec<u8>,
     },
     /// Blocks are built in place in the compressor's input.
-    Zstd(ZstdFrames<io::BufWriter<W>>),
+    Zstd(ZstdFrames<io::BufWriter<Counted<W>>>),
+}
+
+impl<W: Write> Sink<W> {
+    fn counted(&self) -> &Counted<W> {
+        match self {
+            Sink::Plain { out, .. } => out.get_ref(),
+            Sink::Zstd(e) => e.get_ref().get_ref(),
+        }
+    }
+
+    fn counted_mut(&mut self) -> &mut Counted<W> {
+        match self {
+            Sink::Plain { out, .. } => out.get_mut(),
+            Sink::Zstd(e) => e.get_mut().get_mut(),
+        }
+    }
 }
 
 /// Writes a pcapng section (SHB first) to `W`, optionally zstd-compressed.
 ///
-/// Blocks are written whole: after any error the writer should be dropped, the
-/// file is valid up to the last successful flush.
+/// Blocks are written whole, but a failed write (a full disk) may leave part of a
+/// block or of a zstd frame in `W`. After any error, give the writer up with
+/// [`abandon`](Self::abandon), cut the output back to the length it returns (that of
+/// the last successful flush) and append the tail it returns (the end of the zstd
+/// frame that flush left open): the file is then valid and complete up to there.
 pub struct CaptureWriter<W: Write> {
     sink: Sink<W>,
+    /// Bytes `W` had accepted when the last flush succeeded.
+    flushed: u64,
+    /// Whether that flush left a zstd frame open (a flush ends a block, not a frame).
+    flushed_in_frame: bool,
     flush_interval: Duration,
     last_flush: Instant,
     writes_since_clock: u32,
@@ -105,7 +147,13 @@ const HOLD_MAX: usize = 1 << 20;
 impl<W: Write> CaptureWriter<W> {
     /// Starts a capture on `out` and writes its Section Header Block.
     pub fn new(out: W, opts: &WriterOptions) -> io::Result<Self> {
-        let buffered = io::BufWriter::with_capacity(1 << 20, out);
+        let buffered = io::BufWriter::with_capacity(
+            1 << 20,
+            Counted {
+                inner: out,
+                bytes: 0,
+            },
+        );
         let sink = match opts.compression {
             Compression::None => Sink::Plain {
                 out: buffered,
@@ -115,6 +163,8 @@ impl<W: Write> CaptureWriter<W> {
         };
         let mut w = CaptureWriter {
             sink,
+            flushed: 0,
+            flushed_in_frame: false,
             flush_interval: opts.flush_interval,
             last_flush: Instant::now(),
             writes_since_clock: 0,
@@ -263,18 +313,51 @@ impl<W: Write> CaptureWriter<W> {
             self.write_held()?;
         }
         match &mut self.sink {
-            Sink::Plain { out, .. } => out.flush(),
-            Sink::Zstd(e) => e.flush(),
+            Sink::Plain { out, .. } => out.flush()?,
+            Sink::Zstd(e) => e.flush()?,
         }
+        // Only now does the output end on a block boundary.
+        self.flushed = self.sink.counted().bytes;
+        self.flushed_in_frame = matches!(&self.sink, Sink::Zstd(e) if e.frame_open());
+        Ok(())
+    }
+
+    /// Bytes of output `W` has accepted so far (compressed, if compressing).
+    pub fn written_bytes(&self) -> u64 {
+        self.sink.counted().bytes
+    }
+
+    /// Bytes of output `W` had accepted at the end of the last successful
+    /// [`flush`](Self::flush): output cut to this length, plus the tail
+    /// [`abandon`](Self::abandon) returns, is a complete capture (0 before the first
+    /// flush).
+    pub fn flushed_bytes(&self) -> u64 {
+        self.flushed
     }
 
     /// The output. Writing to it directly corrupts the capture; this is for changing
     /// the state of `W` itself (such as where it writes to).
     pub fn get_mut(&mut self) -> &mut W {
-        match &mut self.sink {
-            Sink::Plain { out, .. } => out.get_mut(),
-            Sink::Zstd(e) => e.get_mut().get_mut(),
-        }
+        &mut self.sink.counted_mut().inner
+    }
+
+    /// Gives the writer up after an error, writing nothing more (not even what is
+    /// buffered): returns `W`, [`flushed_bytes`](Self::flushed_bytes) (the length to
+    /// cut the output back to so it ends on the last flush), and the bytes to append
+    /// after the cut so that it is a complete zstd stream (empty when not needed).
+    pub fn abandon(self) -> (W, u64, &'static [u8]) {
+        let buffered = match self.sink {
+            Sink::Plain { out, .. } => out,
+            Sink::Zstd(e) => e.into_inner(),
+        };
+        // into_parts, unlike into_inner or drop, does not write the buffer out.
+        let (counted, _unwritten) = buffered.into_parts();
+        let tail = if self.flushed_in_frame {
+            FRAME_END
+        } else {
+            &[]
+        };
+        (counted.inner, self.flushed, tail)
     }
 
     /// Bytes of pcapng written so far, before compression.
@@ -289,7 +372,8 @@ impl<W: Write> CaptureWriter<W> {
             Sink::Plain { out, .. } => out,
             Sink::Zstd(e) => e.finish()?,
         };
-        buffered.into_inner().map_err(|e| e.into_error())
+        let counted = buffered.into_inner().map_err(|e| e.into_error())?;
+        Ok(counted.inner)
     }
 
     /// Starts a block where it is written from: the compressor's input, or the

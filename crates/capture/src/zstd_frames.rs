@@ -33,8 +33,11 @@ pub const CHUNK: usize = 128 << 10;
 /// 8 MiB window: more than a frame's input, so the compressor's buffer never wraps.
 const WINDOW_LOG: u32 = 23;
 
-/// Bytes of the block that ends a frame after an exact flush: an empty raw block.
-const LAST_BLOCK: usize = 3;
+/// The block that ends a frame after an exact flush: an empty raw block, the last.
+pub const FRAME_END: &[u8] = &[1, 0, 0];
+
+/// Its length.
+const LAST_BLOCK: usize = FRAME_END.len();
 
 /// Writes zstd frames of what it is given to `W`.
 pub struct ZstdFrames<W: Write> {
@@ -107,9 +110,25 @@ impl<W: Write> ZstdFrames<W> {
         Ok(self.out)
     }
 
+    /// The output.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     /// The output, mutably (writing to it directly breaks the frame layout).
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.out
+    }
+
+    /// Hands back `W` without writing what is staged (after an error).
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    /// Whether a frame is open: output cut after the last flush then needs
+    /// [`FRAME_END`] to be a complete zstd stream.
+    pub fn frame_open(&self) -> bool {
+        self.frame_input.is_some()
     }
 
     /// Hands the staged bytes to the compressor; `exact`: flush its output too.

@@ -307,3 +307,98 @@ fn records_before_any_packet_are_kept() {
         );
     }
 }
+
+/// A disk that fills up: accepts `room` bytes (the last write partly, as write(2)
+/// does), then fails with ENOSPC.
+struct FullDisk {
+    bytes: Vec<u8>,
+    room: usize,
+}
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = b.len().min(self.room - self.bytes.len());
+        if n == 0 && !b.is_empty() {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        self.bytes.extend_from_slice(&b[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes noisy packets to a disk of `room` bytes, flushing every 10, until a write
+/// fails; returns the output, the length and tail [`CaptureWriter::abandon`] gives, and how many
+/// packets the last successful flush covered.
+fn fill_disk(compression: Compression, room: usize) -> (Vec<u8>, u64, &'static [u8], usize) {
+    let opts = WriterOptions {
+        compression,
+        ..Default::default()
+    };
+    let disk = FullDisk {
+        bytes: Vec::new(),
+        room,
+    };
+    let mut w = CaptureWriter::new(disk, &opts).unwrap();
+    w.add_interface(&interfaces()[0]).unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut flushed_packets = 0;
+    for i in 0..100_000 {
+        // Incompressible payloads, so compressed frames are large too.
+        let data: Vec<u8> = (0..1500)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let p = PacketOut {
+            interface_id: 0,
+            ts_ns: 1_000 + i as u64,
+            data: &data,
+            orig_len: data.len() as u32,
+            ..Default::default()
+        };
+        let res = w
+            .write_packet(&p)
+            .and_then(|()| if i % 10 == 9 { w.flush() } else { Ok(()) });
+        match res {
+            Ok(()) if i % 10 == 9 => flushed_packets = i + 1,
+            Ok(()) => {}
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(28), "{e}");
+                let (disk, valid, tail) = w.abandon();
+                return (disk.bytes, valid, tail, flushed_packets);
+            }
+        }
+    }
+    panic!("the disk of {room} bytes never filled");
+}
+
+#[test]
+fn after_a_full_disk_the_output_cut_to_the_last_flush_reads_cleanly() {
+    for compression in [Compression::None, Compression::Zstd { level: 1 }] {
+        for room in [20_000, 65_537, 300_001] {
+            let (bytes, valid, tail, flushed_packets) = fill_disk(compression, room);
+            assert_eq!(bytes.len(), room, "{compression:?}: the disk is full");
+            let valid = usize::try_from(valid).unwrap();
+            assert!(
+                valid > 0 && valid < room,
+                "{compression:?} {room}: cut at {valid}"
+            );
+            // Uncut, the output ends in part of a block or frame...
+            let whole = read_all(bytes.clone());
+            assert!(
+                whole.error.is_some(),
+                "{compression:?} {room}: the uncut output should end badly"
+            );
+            // ...cut back to the last flush and completed with the tail, it is whole.
+            let cut = read_all([&bytes[..valid], tail].concat());
+            assert_eq!(cut.error, None, "{compression:?} {room}");
+            assert_eq!(cut.packets.len(), flushed_packets, "{compression:?} {room}");
+        }
+    }
+}
