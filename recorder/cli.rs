@@ -72,14 +72,15 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Capture file to write.
+    /// Capture file to write, or - for standard output (which must not be a terminal;
+    /// with -- CMD, the command's standard output then goes to standard error).
     ///
     /// The file gets mode 0600 (captures hold cookies and tokens). An existing file is
     /// replaced only when recording starts: if start-up fails (an option, BPF, TLS, the
     /// command not found...) it is left as it was, and a file l7rec created is removed.
-    /// The file is locked while written: a second l7rec record on it is refused.
-    /// On a write error (disk full) l7rec stops and cuts the file back to its last
-    /// flush, at most a second earlier, so it stays readable.
+    /// The file is locked while written: a second l7rec record on it is refused. On a
+    /// write error (disk full) l7rec stops and cuts the file back to its last flush, at
+    /// most a second earlier, so it stays readable.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// Interface to capture on (repeatable; one given twice is captured once, with a

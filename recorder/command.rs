@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 use std::thread;
@@ -83,15 +84,28 @@ pub struct TracedCommand {
 impl TracedCommand {
     /// Starts `prog` with `args`, inheriting l7rec's stdio, environment and process
     /// group (so the terminal's Ctrl-C and job control reach it as they would without
-    /// l7rec).
-    pub fn spawn(prog: &str, args: &[String]) -> Result<Self, CommandNotRun> {
-        let child = Command::new(prog)
-            .args(args)
-            .spawn()
-            .map_err(|source| CommandNotRun {
-                prog: prog.to_owned(),
-                source,
-            })?;
+    /// l7rec). With `stdout_to_stderr` (the capture goes to standard output, `-o -`),
+    /// its standard output goes to l7rec's standard error instead, where it cannot mix
+    /// into the capture.
+    pub fn spawn(
+        prog: &str,
+        args: &[String],
+        stdout_to_stderr: bool,
+    ) -> Result<Self, CommandNotRun> {
+        let not_run = |source| CommandNotRun {
+            prog: prog.to_owned(),
+            source,
+        };
+        let mut cmd = Command::new(prog);
+        cmd.args(args);
+        if stdout_to_stderr {
+            let stderr = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(not_run)?;
+            cmd.stdout(stderr);
+        }
+        let child = cmd.spawn().map_err(not_run)?;
         Ok(Self {
             child,
             status: None,
@@ -238,16 +252,16 @@ mod tests {
 
     #[test]
     fn cannot_run_codes_follow_timeout_and_env() {
-        let missing = TracedCommand::spawn("/nonexistent/l7rec-test-prog", &[]);
+        let missing = TracedCommand::spawn("/nonexistent/l7rec-test-prog", &[], false);
         assert_eq!(missing.map(drop).map_err(|e| e.exit_code()), Err(127));
         // A directory exists but cannot be executed.
-        let not_exec = TracedCommand::spawn("/", &[]);
+        let not_exec = TracedCommand::spawn("/", &[], false);
         assert_eq!(not_exec.map(drop).map_err(|e| e.exit_code()), Err(126));
     }
 
     #[test]
     fn stop_forwards_the_signal_before_killing() {
-        let mut cmd = TracedCommand::spawn("sleep", &["30".into()]).expect("spawning sleep");
+        let mut cmd = TracedCommand::spawn("sleep", &["30".into()], false).expect("spawning sleep");
         let t0 = Instant::now();
         let status = cmd.stop_blocking(libc::SIGTERM).expect("stopping sleep");
         assert_eq!(status.signal(), Some(libc::SIGTERM), "{status}");
@@ -258,9 +272,12 @@ mod tests {
     #[test]
     fn stop_kills_a_command_that_ignores_the_signal() {
         // `exec` keeps the pid: the shell that ignores SIGTERM is the child itself.
-        let mut cmd =
-            TracedCommand::spawn("sh", &["-c".into(), "trap '' TERM; exec sleep 30".into()])
-                .expect("spawning sh");
+        let mut cmd = TracedCommand::spawn(
+            "sh",
+            &["-c".into(), "trap '' TERM; exec sleep 30".into()],
+            false,
+        )
+        .expect("spawning sh");
         // Let the shell set up its trap before the signal arrives.
         thread::sleep(Duration::from_millis(200));
         let t0 = Instant::now();
@@ -273,7 +290,7 @@ mod tests {
 
     #[test]
     fn an_exited_command_is_not_signalled() {
-        let mut cmd = TracedCommand::spawn("true", &[]).expect("spawning true");
+        let mut cmd = TracedCommand::spawn("true", &[], false).expect("spawning true");
         let deadline = Instant::now() + Duration::from_secs(10);
         while cmd.try_wait().expect("waiting").is_none() {
             assert!(Instant::now() < deadline, "`true` did not exit");

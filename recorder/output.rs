@@ -1,4 +1,4 @@
-//! Where `l7rec record` writes its capture file.
+//! Where `l7rec record` writes its capture: a file, or standard output for `-o -`.
 //!
 //! Nothing that was there is destroyed until recording starts. [`Output::open`]
 //! opens the file early (so a path that cannot be written is reported before the slow
@@ -9,12 +9,12 @@
 //! one that `open` created is removed when the `Output` is dropped.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// The capture's destination; see the module documentation.
 pub struct Output {
@@ -24,6 +24,9 @@ pub struct Output {
 }
 
 enum Dest {
+    /// `-o -`: a duplicate of descriptor 1 (so writes are not line-buffered by
+    /// `io::Stdout`). Never truncated, chmod-ed or locked: it is not ours.
+    Stdout(File),
     /// A named file.
     File {
         file: File,
@@ -40,10 +43,13 @@ enum Dest {
 const OPEN_ATTEMPTS: usize = 3;
 
 impl Output {
-    /// Opens `path` for writing without truncating it, and
+    /// Opens `path` for writing without truncating it (`-` is standard output), and
     /// takes an exclusive lock on a regular file, refusing the file if another process
     /// holds one: two recorders writing one file would interleave into garbage.
     pub fn open(path: &Path) -> Result<Output> {
+        if path == Path::new("-") {
+            return Self::stdout();
+        }
         let (file, created) = open_or_create(path)
             .with_context(|| format!("cannot create capture file {}", path.display()))?;
         let meta = file.metadata();
@@ -74,9 +80,34 @@ impl Output {
         Ok(out)
     }
 
+    /// `-o -`: refused on a terminal, where a binary capture is of no use.
+    fn stdout() -> Result<Output> {
+        let stdout = io::stdout();
+        if stdout.is_terminal() {
+            bail!(
+                "-o - writes the capture to standard output, which is a terminal; \
+                 redirect it to a file or a pipe (l7rec record -o - | ...)"
+            );
+        }
+        let fd = stdout
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot duplicate standard output")?;
+        Ok(Output {
+            dest: Dest::Stdout(File::from(fd)),
+            pending: Some(Vec::new()),
+        })
+    }
+
+    /// Whether this is standard output (`-o -`).
+    pub fn is_stdout(&self) -> bool {
+        matches!(self.dest, Dest::Stdout(_))
+    }
+
     /// How messages name the output.
     pub fn name(&self) -> String {
         match &self.dest {
+            Dest::Stdout(_) => "standard output".to_owned(),
             Dest::File { path, .. } => path.display().to_string(),
         }
     }
@@ -91,6 +122,7 @@ impl Output {
         };
         let name = self.name();
         match &mut self.dest {
+            Dest::Stdout(out) => out.write_all(pending),
             Dest::File { file, regular, .. } => {
                 if *regular {
                     file.set_len(0)
@@ -109,8 +141,8 @@ impl Output {
 
     /// Cuts a regular file back to `len` bytes after a failed write, so it ends where
     /// the last flush ended, then appends `tail` (what completes the zstd frame that
-    /// flush left open). `Ok(false)`: this output cannot be cut (a FIFO, a
-    /// device...); what was written stays.
+    /// flush left open). `Ok(false)`: this output cannot be cut (standard output,
+    /// a FIFO...); what was written stays.
     pub fn cut_back(&self, len: u64, tail: &[u8]) -> io::Result<bool> {
         use std::os::unix::fs::FileExt;
         match &self.dest {
@@ -136,7 +168,7 @@ impl Write for Output {
             return Ok(buf.len());
         }
         match &mut self.dest {
-            Dest::File { file, .. } => file.write(buf),
+            Dest::Stdout(f) | Dest::File { file: f, .. } => f.write(buf),
         }
     }
 
@@ -145,7 +177,7 @@ impl Write for Output {
             return Ok(());
         }
         match &mut self.dest {
-            Dest::File { file, .. } => file.flush(),
+            Dest::Stdout(f) | Dest::File { file: f, .. } => f.flush(),
         }
     }
 }

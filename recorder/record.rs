@@ -380,7 +380,11 @@ pub fn run(args: RecordArgs) -> Result<u8> {
 
     install_signal_handlers()?;
     let mut command = match args.command.split_first() {
-        Some((prog, rest)) => Some(TracedCommand::spawn(prog, rest)?),
+        Some((prog, rest)) => Some(TracedCommand::spawn(
+            prog,
+            rest,
+            writer.get_mut().is_stdout(),
+        )?),
         None => None,
     };
     // Start-up is over (the command runs, with everything attached for its first

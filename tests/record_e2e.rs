@@ -1283,3 +1283,50 @@ fn repeated_interface_is_captured_once() {
     assert_eq!(a.by_uri("/index.html?twice=1").len(), 1, "{}", a.listing());
     assert_transaction(&a, "/index.html?twice=1", &run, "nginx", nginx.pid);
 }
+
+/// `-o -` writes the capture to standard output (as `tcpdump -w -`), and the traced
+/// command's standard output goes to standard error, out of the capture's way.
+#[test]
+fn output_dash_writes_the_capture_to_stdout() {
+    let (ns, _www, nginx) = nginx_in_new_netns();
+    let dir = temp_dir();
+    let url = format!("http://127.0.0.1:{NGINX_PORT}/index.html?stdout=1");
+    // curl prints the page to its standard output: it must not land in the capture.
+    let o = run_with_timeout(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), L7REC, "record", "-o", "-"])
+            .args(["--", "curl", "-s", &url])
+            .current_dir(dir.path()),
+        secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "exit {}: {stderr}", o.status);
+    assert!(
+        stderr.contains(INDEX_BODY),
+        "the command's output goes to standard error: {stderr}"
+    );
+    assert!(
+        stderr.contains("written to standard output"),
+        "the summary names standard output: {stderr}"
+    );
+    assert!(
+        !dir.path().join("-").exists(),
+        "-o - must not create a file named -"
+    );
+    let out = dir.path().join("from-stdout.pcapng");
+    std::fs::write(&out, &o.stdout).expect("saving the captured stdout");
+    let contents = read_capture(&out);
+    assert_eq!(contents.error, None, "stdout must hold a clean capture");
+    assert_eq!(contents.last_event, "records:Stats", "{contents:?}");
+    let a = analyze_json(&out);
+    assert!(a.status.success() && a.stderr.is_empty(), "{}", a.stderr);
+    let rows = a.by_uri("/index.html?stdout=1");
+    assert_eq!(rows.len(), 1, "{}", a.listing());
+    assert_eq!(rows[0]["status"].as_u64(), Some(200), "{}", rows[0]);
+    assert_eq!(
+        rows[0]["server_pid"].as_u64(),
+        Some(u64::from(nginx.pid)),
+        "{}",
+        rows[0]
+    );
+}
