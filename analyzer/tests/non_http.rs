@@ -8,9 +8,11 @@
 //! connection captured mid-connection. These used to come out as rows with method
 //! "-" flagged `malformed` / `no_request` / `no_response`, and count "with HTTP".
 
+mod common;
+
 use std::path::Path;
 
-use etherparse::PacketBuilder;
+use common::{tcp_frame, NsPcap};
 use l7rec_analyzer::report::{self, Format, Kind};
 use l7rec_analyzer::{analyze, Analysis, Options};
 
@@ -128,47 +130,17 @@ fn conns() -> Vec<Conn> {
 }
 
 fn frame(from: Dir, c: &Conn, seq: u32, ack: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
-    let (src, sport, dst, dport) = match from {
-        Dir::Client => (CLIENT_IP, c.cport, SERVER_IP, c.sport),
-        Dir::Server => (SERVER_IP, c.sport, CLIENT_IP, c.cport),
-    };
-    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, seq, 65_535);
-    let b = match flags {
-        "S" => b.syn(),
-        "SA" => b.syn().ack(ack),
-        "F" => b.ack(ack).fin(),
-        _ => b.ack(ack).psh(),
-    };
-    let mut out = Vec::new();
-    b.write(&mut out, payload).expect("frame builds");
-    out
+    let (client, server) = ((CLIENT_IP, c.cport), (SERVER_IP, c.sport));
+    match from {
+        Dir::Client => tcp_frame(client, server, seq, ack, flags, payload),
+        Dir::Server => tcp_frame(server, client, seq, ack, flags, payload),
+    }
 }
 
 /// Writes the connections one after the other into a nanosecond pcap.
 fn write_pcap(path: &Path, conns: &[Conn]) {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0u32, 0, 262_144, 1] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    let mut ts = 1_700_000_000_000_000_000u64;
-    let mut push = |bytes: Vec<u8>| {
-        ts += 1_000_000;
-        let len = bytes.len() as u32;
-        for v in [
-            (ts / 1_000_000_000) as u32,
-            (ts % 1_000_000_000) as u32,
-            len,
-            len,
-        ] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&bytes);
-    };
+    let mut pcap = NsPcap::new();
+    let mut push = |f: Vec<u8>| pcap.push(f);
     for c in conns {
         let (cisn, sisn) = (u32::from(c.cport) << 16, u32::from(c.sport) << 8);
         let (mut cseq, mut sseq) = (cisn.wrapping_add(1), sisn.wrapping_add(1));
@@ -189,7 +161,7 @@ fn write_pcap(path: &Path, conns: &[Conn]) {
             push(frame(Dir::Server, c, sseq, cseq.wrapping_add(1), "F", b""));
         }
     }
-    std::fs::write(path, out).expect("pcap written");
+    std::fs::write(path, pcap.bytes).expect("pcap written");
 }
 
 fn analyze_capture(threads: usize) -> Analysis {

@@ -4,9 +4,11 @@
 //! requests full of terminal control characters, which the text reports (table,
 //! summary) must escape while JSON keeps them exactly.
 
+mod common;
+
 use std::path::Path;
 
-use etherparse::PacketBuilder;
+use common::{tcp_frame, NsPcap};
 use l7rec_analyzer::report::{self, Format, Kind};
 use l7rec_analyzer::{analyze, Analysis, Options};
 
@@ -16,49 +18,19 @@ const SERVER_PORT: u16 = 8080;
 
 /// One Ethernet/IPv4/TCP frame from the client (`to_server`) or the server.
 fn frame(to_server: bool, cport: u16, seq: u32, ack: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
-    let (src, sport, dst, dport) = if to_server {
-        (CLIENT_IP, cport, SERVER_IP, SERVER_PORT)
+    let (client, server) = ((CLIENT_IP, cport), (SERVER_IP, SERVER_PORT));
+    if to_server {
+        tcp_frame(client, server, seq, ack, flags, payload)
     } else {
-        (SERVER_IP, SERVER_PORT, CLIENT_IP, cport)
-    };
-    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, seq, 65_535);
-    let b = match flags {
-        "S" => b.syn(),
-        "SA" => b.syn().ack(ack),
-        "F" => b.ack(ack).fin(),
-        _ => b.ack(ack).psh(),
-    };
-    let mut out = Vec::new();
-    b.write(&mut out, payload).expect("frame builds");
-    out
+        tcp_frame(server, client, seq, ack, flags, payload)
+    }
 }
 
 /// A nanosecond pcap of one connection per (request, response), each with its
 /// handshake and FINs.
 fn write_pcap(path: &Path, exchanges: &[(&[u8], &[u8])]) {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0u32, 0, 262_144, 1] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    let mut ts = 1_700_000_000_000_000_000u64;
-    let mut push = |bytes: Vec<u8>| {
-        ts += 1_000_000;
-        let len = bytes.len() as u32;
-        for v in [
-            (ts / 1_000_000_000) as u32,
-            (ts % 1_000_000_000) as u32,
-            len,
-            len,
-        ] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&bytes);
-    };
+    let mut pcap = NsPcap::new();
+    let mut push = |f: Vec<u8>| pcap.push(f);
     for (i, (req, resp)) in exchanges.iter().enumerate() {
         let cport = 43_000 + i as u16;
         let (c, s) = (1000u32, 5000u32);
@@ -71,7 +43,7 @@ fn write_pcap(path: &Path, exchanges: &[(&[u8], &[u8])]) {
         push(frame(true, cport, c_end, s_end, "F", b""));
         push(frame(false, cport, s_end, c_end + 1, "F", b""));
     }
-    std::fs::write(path, out).expect("pcap written");
+    std::fs::write(path, pcap.bytes).expect("pcap written");
 }
 
 fn analyze_exchanges(exchanges: &[(&[u8], &[u8])]) -> Analysis {
