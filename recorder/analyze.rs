@@ -12,8 +12,13 @@ use l7rec_analyzer::AnalyzeError;
 use crate::cli::{AnalyzeArgs, ReportFormat};
 use crate::files::same_file;
 
-/// Runs the analysis and writes the report to stdout or `--output`.
-pub fn run(args: AnalyzeArgs) -> Result<()> {
+/// Exit status when the report is complete but some input was cut short or damaged:
+/// the report covers what came before (as tshark, which exits 2 then; 2 is clap's).
+pub const EXIT_INPUT_DAMAGED: u8 = 3;
+
+/// Runs the analysis and writes the report to stdout or `--output`; returns the exit
+/// status: 0, or [`EXIT_INPUT_DAMAGED`].
+pub fn run(args: AnalyzeArgs) -> Result<u8> {
     let sizes: Vec<u64> = args
         .files
         .iter()
@@ -78,7 +83,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let outcome = match result {
         // A closed pipe (`| head`) is the reader's choice, not an error.
         Err(AnalyzeError::Output { source }) if source.kind() == io::ErrorKind::BrokenPipe => {
-            return Ok(())
+            return Ok(0)
         }
         other => other?,
     };
@@ -94,9 +99,16 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         );
     }
     match report.finish(&outcome) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing the report"),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other.context("writing the report")?,
     }
+    // After the report, so a script gets both the rows and a status that says they
+    // may be incomplete.
+    Ok(if outcome.read_errors.is_empty() {
+        0
+    } else {
+        EXIT_INPUT_DAMAGED
+    })
 }
 
 /// A byte-based progress bar on stderr when it is a terminal and the input is large.

@@ -66,6 +66,14 @@ pub enum Command {
     ///   l7rec analyze cap.pcapng --format json | jq .uri
     ///   l7rec analyze cap.pcapng --summary
     ///   l7rec analyze cap.pcapng --format har -o cap.har
+    ///
+    /// Exit status:
+    ///   0        every file was read to its end
+    ///   1        no report: a file cannot be opened or is not a capture, or the
+    ///            report cannot be written
+    ///   2        invalid command line
+    ///   3        a file is cut short (a recorder killed, or still writing) or
+    ///            damaged: the report covers what came before, a warning says where
     #[command(verbatim_doc_comment)]
     Analyze(AnalyzeArgs),
 }

@@ -22,7 +22,8 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     // `record` passes the command's exit status on, so its own failures need a code
-    // of their own (125, or 126/127 when the command cannot be run); `analyze` keeps 1.
+    // of their own (125, or 126/127 when the command cannot be run); `analyze` keeps 1
+    // for failures and says 3 for a report on damaged input.
     let result = match cli.command {
         cli::Command::Record(args) => record::run(args).map_err(|e| {
             let code = e
@@ -31,7 +32,7 @@ fn main() -> std::process::ExitCode {
                 .map_or(command::EXIT_RECORD_FAILED, |c| c.exit_code());
             (e, code)
         }),
-        cli::Command::Analyze(args) => analyze::run(args).map(|()| 0).map_err(|e| (e, 1)),
+        cli::Command::Analyze(args) => analyze::run(args).map_err(|e| (e, 1)),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

@@ -1,6 +1,6 @@
-//! `l7rec analyze` on a capture of a link type it does not decode: the report is
-//! empty, so stderr must say why (one warning per interface), and the exit status
-//! stays 0 (the capture was read; nothing in it was HTTP it could see).
+//! `l7rec analyze` warnings and exit status on captures it cannot fully use: a link
+//! type it does not decode (an empty report, so stderr must say why; status 0, the
+//! capture was read) and a capture cut short (status 3, a partial report).
 
 use std::process::Command;
 
@@ -35,4 +35,47 @@ fn unsupported_link_type_is_a_warning_not_silence() {
         path.display()
     );
     assert_eq!(stderr, want);
+}
+
+/// A capture cut short (a recorder killed, a copy interrupted) still gives the report
+/// of what came before, with a warning naming where reading stopped, and exit status
+/// 3 so a script can tell a partial report from a complete one; the whole file gives 0.
+#[test]
+fn a_cut_capture_reports_what_came_before_and_exits_3() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/http/keepalive.pcap");
+    let whole = std::fs::read(fixture).expect("fixture");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &whole[..whole.len() - 30]).expect("cut copy written");
+    let analyze = |path: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_l7rec"))
+            .args(["analyze", "--format", "json"])
+            .arg(path)
+            .output()
+            .expect("l7rec runs")
+    };
+    let rows = |out: &std::process::Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .expect("a JSON row")
+                    .is_object()
+            })
+            .count()
+    };
+
+    let full = analyze(fixture.as_ref());
+    assert_eq!(full.status.code(), Some(0), "{full:?}");
+    assert!(full.stderr.is_empty(), "{full:?}");
+
+    let partial = analyze(&cut);
+    let stderr = String::from_utf8_lossy(&partial.stderr);
+    assert_eq!(partial.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("reading stopped early") && stderr.contains("truncated pcap record"),
+        "the warning must say where and why: {stderr}"
+    );
+    let (got, all) = (rows(&partial), rows(&full));
+    assert!(got >= 1 && got <= all, "{got} rows of {all}");
 }
