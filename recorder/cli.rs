@@ -98,25 +98,29 @@ pub struct RecordArgs {
     /// Only consider TCP flows with this port on either side (repeatable).
     #[arg(long = "port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
-    /// Only attribute syscalls of this process id.
+    /// Only attribute syscalls of this process id (a process that exists when
+    /// recording starts).
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
     /// Only attribute syscalls of processes with this name (as in /proc/PID/comm).
     #[arg(long, value_name = "NAME")]
     pub comm: Option<String>,
-    /// Bytes kept per packet.
+    /// Bytes kept per packet: 64 (TCP/IP headers) to 262144, the largest that pcap
+    /// readers accept and the default (as tcpdump's).
     #[arg(
         short = 's',
         long = "snaplen",
-        default_value_t = 262_144,
+        default_value_t = MAX_SNAPLEN,
+        value_parser = clap::value_parser!(u32).range(64..=i64::from(MAX_SNAPLEN)),
         value_name = "BYTES"
     )]
     pub snaplen: u32,
-    /// Stop after this long (e.g. 30s, 5m, 1h).
+    /// Stop after this long (e.g. 30s, 5m, 1h; more than 0).
     #[arg(long, value_parser = parse_duration, value_name = "D")]
     pub duration: Option<Duration>,
-    /// Stop after this many packets.
-    #[arg(short = 'c', long = "count", value_name = "N")]
+    /// Stop after this many packets (at least 1).
+    #[arg(short = 'c', long = "count", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Keep every TCP packet, not only HTTP flows.
     #[arg(long)]
@@ -213,7 +217,12 @@ pub struct AnalyzeArgs {
     pub threads: Option<NonZeroUsize>,
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+/// Largest `--snaplen`: libpcap's and Wireshark's maximum; readers reject larger
+/// packets as corrupt.
+pub const MAX_SNAPLEN: u32 = 262_144;
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds; 0 is refused (it
+/// would stop before anything is recorded).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -234,10 +243,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    if !secs.is_finite() || secs < 0.0 {
+    // Bounded so that Duration::from_secs_f64 cannot overflow (it would panic).
+    if !(0.0..=1e12).contains(&secs) {
         return Err(format!("invalid duration {s:?}"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    let d = Duration::from_secs_f64(secs);
+    if d.is_zero() {
+        return Err(format!("{s:?} would stop before recording anything"));
+    }
+    Ok(d)
 }
 
 /// `l7rec record --syscalls`.
@@ -263,6 +277,9 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("0ms").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
     }
 
     #[test]

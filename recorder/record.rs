@@ -229,11 +229,12 @@ pub fn run(args: RecordArgs) -> Result<u8> {
             "this kernel has no BTF (/sys/kernel/btf/vmlinux): l7rec needs CONFIG_DEBUG_INFO_BTF=y"
         );
     }
-    if args.snaplen < 64 {
-        bail!(
-            "snap length {} is too small to hold TCP/IP headers (use at least 64)",
-            args.snaplen
-        );
+    // Checked now: the filter would otherwise wait for a process that cannot appear
+    // (a new one gets a new pid) and the file would hold no attribution, silently.
+    if let Some(pid) = args.pid {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("--pid {pid}: no such process");
+        }
     }
     // Checked before anything is created, so a bad name leaves nothing behind.
     let redactor = if args.redact || !args.redact_headers.is_empty() {

@@ -265,20 +265,35 @@ fn a_failed_start_leaves_the_output_as_it_was() {
     require_tools(&["ip"]);
     let ns = Netns::new();
     let dir = temp_dir();
-    // Each fails after the output is opened: the packet ring (too large for the
-    // snap length), TLS set-up, the command's spawn.
-    let cases: [(&[&str], i32); 3] = [
-        (&["-s", "999999999"], 125),
-        (&["--ssl-lib", "/nonexistent/libssl.so"], 125),
-        (&["--", "/nonexistent/cmd"], 127),
+    // The last two fail after the output is opened (TLS set-up, the command's spawn);
+    // the first ones before it: a snap length no pcap reader takes (it used to fail at
+    // the packet ring, naming the ring's block size instead of -s), a pid that
+    // does not exist (the u32 maximum is above any pid_max).
+    let cases: [(&[&str], i32, &str); 4] = [
+        (
+            &["-s", "999999999"],
+            2,
+            "'--snaplen <BYTES>': 999999999 is not in 64..=262144",
+        ),
+        (
+            &["--pid", "4294967295"],
+            125,
+            "l7rec: error: --pid 4294967295: no such process",
+        ),
+        (
+            &["--ssl-lib", "/nonexistent/libssl.so"],
+            125,
+            "l7rec: error:",
+        ),
+        (&["--", "/nonexistent/cmd"], 127, "l7rec: error:"),
     ];
-    for (args, code) in cases {
+    for (args, code, message) in cases {
         let keep = dir.path().join("keep.txt");
         write_file_mode(&keep, b"precious\n", 0o644);
         let o = record_to_end(&ns, &keep, args);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(code), "{args:?}: {stderr}");
-        assert!(stderr.contains("l7rec: error:"), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert_eq!(
             std::fs::read(&keep).expect("keep.txt must survive"),
             b"precious\n",
