@@ -74,6 +74,9 @@ pub enum ReadError {
     /// The input is neither pcap nor pcapng.
     #[error("not a pcap or pcapng capture (first bytes: {0:02x?})")]
     UnknownFormat(Vec<u8>),
+    /// The input holds no byte at all (after decompression).
+    #[error("the file is empty (a recorder that never started writing, or a failed copy)")]
+    Empty,
 }
 
 /// A packet read from a capture. `data` borrows the reader's buffer.
@@ -268,7 +271,11 @@ impl CaptureReader {
         r.fill(24);
         let head = r.buf[r.pos..r.end.min(r.pos + 24)].to_vec();
         if head.len() < 4 {
-            return Err(r.source_failure().unwrap_or(ReadError::UnknownFormat(head)));
+            return Err(r.source_failure().unwrap_or(if head.is_empty() {
+                ReadError::Empty
+            } else {
+                ReadError::UnknownFormat(head)
+            }));
         }
         let m = [head[0], head[1], head[2], head[3]];
         match u32::from_le_bytes(m) {

@@ -82,7 +82,9 @@ fn truncation_at_every_offset_reads_the_prefix_and_reports() {
         }
         let err = back.error.unwrap();
         assert!(
-            err.contains("truncated") || err.contains("not a pcap"),
+            err.contains("truncated")
+                || err.contains("not a pcap")
+                || (cut == 0 && err.contains("the file is empty")),
             "cut {cut}: {err}"
         );
     }
@@ -131,6 +133,16 @@ fn corrupt_lengths_are_reported_with_offset_and_bounded() {
 fn garbage_is_not_a_capture() {
     let back = read_all(b"hello world, not a capture".to_vec());
     assert!(back.error.unwrap().contains("not a pcap"));
+}
+
+#[test]
+fn an_empty_file_is_called_empty() {
+    let err = read_all(Vec::new()).error.expect("error reported");
+    assert!(err.contains("the file is empty"), "{err}");
+    // Compressed emptiness is the same emptiness.
+    let zst = zstd::encode_all(&[][..], 1).expect("zstd");
+    let err = read_all(zst).error.expect("error reported");
+    assert!(err.contains("the file is empty"), "{err}");
 }
 
 /// A legacy pcap (µs, little-endian) of `sizes.len()` packets of those sizes.
