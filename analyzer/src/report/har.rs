@@ -45,11 +45,13 @@ fn name_value(pair: &str) -> (&str, &str) {
 }
 
 /// The response's cookies as HAR cookie objects, one per `Set-Cookie` header:
-/// `name` and `value`, `path`, `domain` and `expires` (ISO 8601, from a date RFC 6265
-/// §5.1.1 can parse; left out otherwise) when the header has them, `httpOnly` and
-/// `secure` always (HAR 1.2: "false otherwise"). Attribute names are matched without
-/// regard to case; unknown attributes (Max-Age, SameSite...) stay in the headers.
-fn response_cookies(h: &[(String, String)]) -> Vec<serde_json::Value> {
+/// `name` and `value`, `path`, `domain` and `expires` when the header has them,
+/// `httpOnly` and `secure` always (HAR 1.2: "false otherwise"). `expires` is ISO 8601,
+/// from `Max-Age` counted from `received_ns` (the response's time) when it has one,
+/// as browsers prefer it (RFC 6265 §5.3), else from an `Expires` date §5.1.1 can
+/// parse; left out otherwise. Attribute names are matched without regard to case;
+/// unknown attributes (SameSite...) stay in the headers.
+fn response_cookies(h: &[(String, String)], received_ns: Option<u64>) -> Vec<serde_json::Value> {
     h.iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
         .map(|(_, v)| {
@@ -59,6 +61,7 @@ fn response_cookies(h: &[(String, String)]) -> Vec<serde_json::Value> {
             c.insert("name".into(), name.into());
             c.insert("value".into(), value.into());
             let (mut http_only, mut secure) = (false, false);
+            let mut max_age = None;
             for attr in parts {
                 let (k, v) = match attr.split_once('=') {
                     Some((k, v)) => (k.trim(), v.trim()),
@@ -72,17 +75,54 @@ fn response_cookies(h: &[(String, String)]) -> Vec<serde_json::Value> {
                     if let Some(iso) = cookie_date(v) {
                         c.insert("expires".into(), iso.into());
                     }
+                } else if k.eq_ignore_ascii_case("max-age") {
+                    max_age = max_age_expiry(v, received_ns).or(max_age);
                 } else if k.eq_ignore_ascii_case("httponly") {
                     http_only = true;
                 } else if k.eq_ignore_ascii_case("secure") {
                     secure = true;
                 }
             }
+            if let Some(iso) = max_age {
+                c.insert("expires".into(), iso.into());
+            }
             c.insert("httpOnly".into(), http_only.into());
             c.insert("secure".into(), secure.into());
             serde_json::Value::Object(c)
         })
         .collect()
+}
+
+/// When a cookie with `Max-Age=value` received at `received_ns` expires, as ISO 8601
+/// (RFC 6265 §5.2.2: digits with an optional leading `-`, anything else ignored; zero
+/// or less is "the earliest representable time", here the Unix epoch).
+fn max_age_expiry(value: &str, received_ns: Option<u64>) -> Option<String> {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Too many digits for u64 is still a valid, very distant expiry.
+    let delta: u64 = digits.parse().unwrap_or(u64::MAX);
+    let secs = if value.starts_with('-') || delta == 0 {
+        0
+    } else {
+        (received_ns? / 1_000_000_000).saturating_add(delta)
+    };
+    // Years past 9999 do not fit the format; browsers cap far expiries too.
+    const YEAR_9999_END: u64 = 253_402_300_799;
+    Some(iso_seconds(secs.min(YEAR_9999_END)))
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.000Z`.
+fn iso_seconds(secs: u64) -> String {
+    let (y, m, d) = super::civil_from_days((secs / 86_400) as i64);
+    let sod = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
 }
 
 /// A cookie `Expires` date parsed as RFC 6265 §5.1.1 says (the lenient algorithm
@@ -190,9 +230,11 @@ pub(super) fn end(out: &mut dyn Write) -> io::Result<()> {
 
 fn entry_value(t: &Transaction) -> serde_json::Value {
     let url = super::url::absolute(t);
+    // A fragment is not part of the query (clients do not send one; a raw request may).
     let query: Vec<serde_json::Value> = url
         .split_once('?')
-        .map(|(_, q)| {
+        .map(|(_, q)| q.split_once('#').map_or(q, |(q, _)| q))
+        .map(|q| {
             q.split('&')
                 .filter(|p| !p.is_empty())
                 .map(|p| {
@@ -204,6 +246,12 @@ fn entry_value(t: &Transaction) -> serde_json::Value {
         .unwrap_or_default();
     let latency = ms(t.latency_ns()).unwrap_or(0.0);
     let total = ms(t.duration_ns()).unwrap_or(latency);
+    // In ns, then to ms: a difference of two ms values carries float noise
+    // (0.7345670000000001).
+    let receive = t
+        .duration_ns()
+        .zip(t.latency_ns())
+        .map_or(0, |(d, l)| d.saturating_sub(l));
     json!({
         "startedDateTime": t.ts_ns().map(rfc3339_ns),
         "time": total,
@@ -221,7 +269,7 @@ fn entry_value(t: &Transaction) -> serde_json::Value {
             "status": t.status.unwrap_or(0),
             "statusText": t.reason.as_deref().unwrap_or(""),
             "httpVersion": t.version.as_deref().unwrap_or("HTTP/1.1"),
-            "cookies": response_cookies(&t.response_headers),
+            "cookies": response_cookies(&t.response_headers, t.resp_first_ns),
             "headers": har_headers(&t.response_headers),
             "content": {
                 "size": t.resp_body_bytes.unwrap_or(0),
@@ -235,7 +283,7 @@ fn entry_value(t: &Transaction) -> serde_json::Value {
         "timings": {
             "send": 0,
             "wait": latency,
-            "receive": (total - latency).max(0.0),
+            "receive": ms(Some(receive)),
         },
         "serverIPAddress": t.server.ip().to_string(),
         "connection": t.flow_id.to_string(),
@@ -290,17 +338,68 @@ mod tests {
             ("set-cookie", "theme=dark; max-age=60"),
             ("Set-Cookie", "x=1; expires=not a date; PATH=/"),
         ]);
+        // 2026-10-21T07:27:00.5Z
+        let received = Some(1_792_567_620_500_000_000);
         assert_eq!(
-            serde_json::Value::from(response_cookies(&h)),
+            serde_json::Value::from(response_cookies(&h, received)),
             json!([
                 {
                     "name": "sid", "value": "abc123", "path": "/app",
                     "domain": ".example.com", "expires": "2026-10-21T07:28:00.000Z",
                     "httpOnly": true, "secure": true,
                 },
-                {"name": "theme", "value": "dark", "httpOnly": false, "secure": false},
+                {"name": "theme", "value": "dark", "expires": "2026-10-21T07:28:00.000Z",
+                 "httpOnly": false, "secure": false},
                 {"name": "x", "value": "1", "path": "/", "httpOnly": false, "secure": false},
             ])
+        );
+    }
+
+    #[test]
+    fn max_age_wins_over_expires_and_counts_from_the_response() {
+        let received = Some(1_000_000_000_000_000_000); // 2001-09-09T01:46:40Z
+        let cookie = |v: &str| {
+            let h = headers(&[("Set-Cookie", v)]);
+            response_cookies(&h, received)[0]["expires"].clone()
+        };
+        let at = |iso: &str| serde_json::Value::from(iso);
+        assert_eq!(
+            cookie("a=1; Max-Age=3600; Expires=Wed, 21 Oct 2026 07:28:00 GMT"),
+            at("2001-09-09T02:46:40.000Z")
+        );
+        assert_eq!(
+            cookie("a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT; max-age=0"),
+            at("1970-01-01T00:00:00.000Z")
+        );
+        assert_eq!(cookie("a=1; Max-Age=-5"), at("1970-01-01T00:00:00.000Z"));
+        assert_eq!(
+            cookie("a=1; Max-Age=99999999999999999999999"),
+            at("9999-12-31T23:59:59.000Z")
+        );
+        // Not a number: ignored, Expires stands.
+        assert_eq!(
+            cookie("a=1; Max-Age=1h; Expires=Wed, 21 Oct 2026 07:28:00 GMT"),
+            at("2026-10-21T07:28:00.000Z")
+        );
+        assert_eq!(cookie("a=1; Max-Age=+5"), serde_json::Value::Null);
+        // Unknown receive time: a relative expiry has nothing to count from.
+        let h = headers(&[("Set-Cookie", "a=1; Max-Age=60")]);
+        assert_eq!(response_cookies(&h, None)[0].get("expires"), None);
+    }
+
+    #[test]
+    fn timings_and_query_are_exact() {
+        let mut t = sample_tx("GET", Some("h"), "/p?a=1&b=2#frag");
+        t.req_first_ns = Some(1_000_000_000);
+        t.resp_first_ns = Some(1_000_500_000);
+        t.resp_last_ns = Some(1_001_234_567);
+        let e = entry_value(&t);
+        assert_eq!(e["timings"]["wait"], json!(0.5));
+        assert_eq!(e["timings"]["receive"], json!(0.734567));
+        assert_eq!(e["time"], json!(1.234567));
+        assert_eq!(
+            e["request"]["queryString"],
+            json!([{"name": "a", "value": "1"}, {"name": "b", "value": "2"}])
         );
     }
 
