@@ -2,6 +2,8 @@
 //! type it does not decode (an empty report, so stderr must say why; status 0, the
 //! capture was read) and a capture cut short (status 3, a partial report).
 
+use std::io::Write;
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -40,42 +42,65 @@ fn unsupported_link_type_is_a_warning_not_silence() {
 /// A capture cut short (a recorder killed, a copy interrupted) still gives the report
 /// of what came before, with a warning naming where reading stopped, and exit status
 /// 3 so a script can tell a partial report from a complete one; the whole file gives 0.
+/// In a compressed file the offset is of the decompressed stream, and the warning
+/// says so.
 #[test]
 fn a_cut_capture_reports_what_came_before_and_exits_3() {
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/http/keepalive.pcap");
-    let whole = std::fs::read(fixture).expect("fixture");
     let dir = tempfile::tempdir().expect("temp dir");
-    let cut = dir.path().join("cut.pcap");
-    std::fs::write(&cut, &whole[..whole.len() - 30]).expect("cut copy written");
-    let analyze = |path: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_l7rec"))
-            .args(["analyze", "--format", "json"])
-            .arg(path)
-            .output()
-            .expect("l7rec runs")
-    };
-    let rows = |out: &std::process::Output| {
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| {
-                serde_json::from_str::<serde_json::Value>(l)
-                    .expect("a JSON row")
-                    .is_object()
-            })
-            .count()
-    };
+    let plain = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/http/keepalive.pcap");
+    let pcap = std::fs::read(plain).expect("fixture");
+    // The same as zstd, a block per KiB as a recorder's flushes make them, so that a
+    // cut stream still decodes up to its last whole block.
+    let zst = dir.path().join("keepalive.pcap.zst");
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd");
+    for piece in pcap.chunks(1024) {
+        enc.write_all(piece).expect("zstd write");
+        enc.flush().expect("zstd flush");
+    }
+    std::fs::write(&zst, enc.finish().expect("zstd end")).expect("zstd copy written");
 
-    let full = analyze(fixture.as_ref());
-    assert_eq!(full.status.code(), Some(0), "{full:?}");
-    assert!(full.stderr.is_empty(), "{full:?}");
+    for (path, keep, says) in [
+        (Path::new(plain), 0.99, "truncated pcap record at byte "),
+        (&zst, 0.8, " (bytes counted after zstd decompression)"),
+    ] {
+        let fixture = path.display();
+        let whole = std::fs::read(path).expect("fixture");
+        let cut = dir.path().join("cut");
+        let len = (whole.len() as f64 * keep) as usize;
+        std::fs::write(&cut, &whole[..len]).expect("cut copy written");
 
-    let partial = analyze(&cut);
-    let stderr = String::from_utf8_lossy(&partial.stderr);
-    assert_eq!(partial.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("reading stopped early") && stderr.contains("truncated pcap record"),
-        "the warning must say where and why: {stderr}"
-    );
-    let (got, all) = (rows(&partial), rows(&full));
-    assert!(got >= 1 && got <= all, "{got} rows of {all}");
+        let full = analyze_json(path);
+        assert_eq!(full.status.code(), Some(0), "{fixture}: {full:?}");
+        assert!(full.stderr.is_empty(), "{fixture}: {full:?}");
+
+        let partial = analyze_json(&cut);
+        let stderr = String::from_utf8_lossy(&partial.stderr);
+        assert_eq!(partial.status.code(), Some(3), "{fixture}: {stderr}");
+        assert!(
+            stderr.contains("reading stopped early") && stderr.contains(says),
+            "{fixture}: the warning must say where and why: {stderr}"
+        );
+        let (got, all) = (rows(&partial), rows(&full));
+        assert!(got >= 1 && got <= all, "{fixture}: {got} rows of {all}");
+    }
+}
+
+fn analyze_json(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_l7rec"))
+        .args(["analyze", "--format", "json"])
+        .arg(path)
+        .output()
+        .expect("l7rec runs")
+}
+
+/// JSON rows on stdout (each line must be a JSON object).
+fn rows(out: &std::process::Output) -> usize {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .expect("a JSON row")
+                .is_object()
+        })
+        .count()
 }

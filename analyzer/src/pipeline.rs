@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
-use l7rec_capture::{CaptureReader, Event, Record, RecorderStats, SharedChunk};
+use l7rec_capture::{
+    CaptureReader, Event, InputCompression, ReadError, Record, RecorderStats, SharedChunk,
+};
 use rayon::prelude::*;
 
 use crate::attribution::Attribution;
@@ -159,6 +161,17 @@ impl<R: Read> Read for CountingRead<R> {
 
 /// Shard of a connection, the same for both directions and for every run. Runs once
 /// per packet on the reading thread, so it is a cheap symmetric mix, not SipHash.
+/// A read error as the user sees it: the reader's byte offsets count the stream
+/// after decompression, which the file's own offsets do not match, so say so.
+fn locate(e: ReadError, compression: InputCompression) -> String {
+    let codec = match compression {
+        InputCompression::None => return e.to_string(),
+        InputCompression::Zstd => "zstd",
+        InputCompression::Gzip => "gzip",
+    };
+    format!("{e} (bytes counted after {codec} decompression)")
+}
+
 fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize) -> usize {
     fn fold(s: SocketAddr) -> u64 {
         let ip = match s.ip() {
@@ -557,7 +570,7 @@ impl RoundReader {
                     self.isb_drops
                         .insert(s.interface_id, s.os_drop.unwrap_or(0));
                 }
-                Err(e) => self.error = Some(e.to_string()),
+                Err(e) => self.error = Some(locate(e, self.reader.compression())),
             }
             if let Some((shard, i, id)) = unknown_iface {
                 self.tls_ifaces = self
