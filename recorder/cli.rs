@@ -61,6 +61,12 @@ pub enum Command {
     /// databases, other protocols) give no rows; --summary counts them among the TCP
     /// connections, not those "with HTTP".
     ///
+    /// Rows stream out as their connections end, so memory stays bounded however
+    /// large the capture: each connection's rows are in order, and each batch is
+    /// sorted by start time, but a long connection's rows come after those of shorter
+    /// ones that began later. For one strict order (in memory):
+    ///   l7rec analyze cap.pcapng -f json | jq -s -c 'sort_by(.ts)[]'
+    ///
     /// Examples:
     ///   l7rec analyze cap.pcapng
     ///   l7rec analyze cap.pcapng --format json | jq .uri
@@ -196,7 +202,10 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap or pcapng; plain, zstd or gzip).
+    /// Capture files (pcap or pcapng; plain, zstd or gzip). Several are analyzed one
+    /// after the other into one report, each on its own: a connection that spans two
+    /// files (a rotated capture) is two partial ones; merge such files first
+    /// (mergecap -w all.pcapng a b).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Format of the transaction list. Not with --summary, which has one format.
