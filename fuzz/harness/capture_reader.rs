@@ -62,7 +62,7 @@ pub fn run(data: &[u8]) {
                     ReadError::Io { offset, .. }
                     | ReadError::Truncated { offset, .. }
                     | ReadError::Corrupt { offset, .. } => *offset,
-                    ReadError::UnknownFormat(_) => 0,
+                    ReadError::UnknownFormat(_) | ReadError::Empty => 0,
                 };
                 assert!(
                     offset <= reader.offset() + l7rec_capture::MAX_BLOCK_LEN as u64,

@@ -262,17 +262,26 @@ pub enum RecordError {
 
 // ---- encoding ----
 
-/// Appends the custom-block data (without PEN) for `records` to `out`.
-pub fn encode_records(records: &[Record], out: &mut Vec<u8>) {
+/// Encoded records per custom block at most, about: a block ends after the record
+/// that crosses this, so blocks stay small for readers and the zstd stage.
+pub const RECORDS_BLOCK_BYTES: usize = 256 << 10;
+
+/// Appends the custom-block data (without PEN) for the first records of `records` to
+/// `out`: as many as fit [`RECORDS_BLOCK_BYTES`] and the block's 16-bit count (at
+/// least one). Returns how many it took; the caller encodes the rest in more blocks.
+pub fn encode_records(records: &[Record], out: &mut Vec<u8>) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0; 4]); // length, patched below
     out.extend_from_slice(&RECORD_FORMAT_VERSION.to_le_bytes());
-    let count = records
-        .iter()
-        .filter(|r| !matches!(r, Record::Unknown { .. }))
-        .count();
-    out.extend_from_slice(&(u16::try_from(count).unwrap_or(u16::MAX)).to_le_bytes());
-    for rec in records.iter().take(usize::from(u16::MAX)) {
+    let count_at = out.len();
+    out.extend_from_slice(&[0; 2]); // count, patched below
+    let mut count = 0u16;
+    let mut taken = 0;
+    for rec in records {
+        if count == u16::MAX || (count > 0 && out.len() - start >= RECORDS_BLOCK_BYTES) {
+            break;
+        }
+        taken += 1;
         let (kind, head) = match rec {
             Record::Process(_) => (KIND_PROCESS, out.len()),
             Record::Connection(_) => (KIND_CONNECTION, out.len()),
@@ -330,9 +339,12 @@ pub fn encode_records(records: &[Record], out: &mut Vec<u8>) {
         }
         let body_len = (out.len() - body) as u32;
         out[head + 4..head + 8].copy_from_slice(&body_len.to_le_bytes());
+        count += 1;
     }
+    out[count_at..count_at + 2].copy_from_slice(&count.to_le_bytes());
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    taken
 }
 
 fn put_u16(out: &mut Vec<u8>, v: u16) {
@@ -552,6 +564,37 @@ mod tests {
         let mut buf = Vec::new();
         encode_records(&recs, &mut buf);
         assert_eq!(decode_records(&buf).unwrap(), recs);
+    }
+
+    #[test]
+    fn large_batches_are_split_and_nothing_is_lost() {
+        let sys = |i: u32| {
+            Record::Syscall(SyscallEvent {
+                op: SyscallOp::from_wire(1),
+                pid: i,
+                tid: i,
+                fd: 3,
+                enter_ns: u64::from(i),
+                exit_ns: u64::from(i) + 1,
+                ret: 0,
+            })
+        };
+        // More than a block's byte budget and more than its 16-bit count.
+        let recs: Vec<Record> = (0..70_000).map(sys).collect();
+        let mut rest = &recs[..];
+        let mut back = Vec::new();
+        while !rest.is_empty() {
+            let mut buf = Vec::new();
+            let n = encode_records(rest, &mut buf);
+            assert!(
+                n >= 1 && buf.len() < RECORDS_BLOCK_BYTES + 1024,
+                "{n} {}",
+                buf.len()
+            );
+            back.extend(decode_records(&buf).unwrap());
+            rest = &rest[n..];
+        }
+        assert_eq!(back, recs);
     }
 
     #[test]

@@ -232,27 +232,32 @@ impl<W: Write> CaptureWriter<W> {
         self.write_held()
     }
 
-    /// Writes metadata records as one l7rec Custom Block. Does nothing for none.
-    /// Before the first packet, the block is held and written right after it (or at
-    /// [`flush`](Self::flush) once more than 1 MiB are held, or at [`finish`](Self::finish)).
-    pub fn write_records(&mut self, records: &[Record]) -> io::Result<()> {
-        if records.is_empty() {
-            return Ok(());
+    /// Writes metadata records as l7rec Custom Blocks (one per
+    /// [`RECORDS_BLOCK_BYTES`](crate::record::RECORDS_BLOCK_BYTES) or 65535 records).
+    /// Does nothing for none. Before the first packet, the blocks are held and written
+    /// right after it (or at [`flush`](Self::flush) once more than 1 MiB are held, or
+    /// at [`finish`](Self::finish)).
+    pub fn write_records(&mut self, mut records: &[Record]) -> io::Result<()> {
+        while !records.is_empty() {
+            let taken = if self.seen_packet {
+                let mut b = self.block(BT_CUSTOM);
+                b.u32(L7REC_PEN);
+                let taken = encode_records(records, b.bytes_mut());
+                b.pad();
+                let len = b.finish();
+                self.emit(len)?;
+                taken
+            } else {
+                let mut b = BlockBuf::start(&mut self.held, BT_CUSTOM);
+                b.u32(L7REC_PEN);
+                let taken = encode_records(records, b.bytes_mut());
+                b.pad();
+                b.finish();
+                taken
+            };
+            records = &records[taken..];
         }
-        if !self.seen_packet {
-            let mut b = BlockBuf::start(&mut self.held, BT_CUSTOM);
-            b.u32(L7REC_PEN);
-            encode_records(records, b.bytes_mut());
-            b.pad();
-            b.finish();
-            return Ok(());
-        }
-        let mut b = self.block(BT_CUSTOM);
-        b.u32(L7REC_PEN);
-        encode_records(records, b.bytes_mut());
-        b.pad();
-        let len = b.finish();
-        self.emit(len)
+        Ok(())
     }
 
     /// Writes the held custom blocks.

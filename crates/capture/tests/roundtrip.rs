@@ -320,6 +320,41 @@ fn records_before_any_packet_are_kept() {
     }
 }
 
+/// A batch larger than one custom block holds (its count is 16 bits, its size kept
+/// small) is written as several blocks, held or not: every record comes back.
+#[test]
+fn a_huge_batch_of_records_is_kept_whole() {
+    let batch: Vec<Record> = (0..70_000u32)
+        .map(|i| {
+            Record::Syscall(SyscallEvent {
+                op: SyscallOp::from_wire(1),
+                pid: i,
+                tid: i,
+                fd: 4,
+                enter_ns: u64::from(i) * 10,
+                exit_ns: u64::from(i) * 10 + 5,
+                ret: i64::from(i),
+            })
+        })
+        .collect();
+    let out = SharedBuf::default();
+    let mut w = CaptureWriter::new(
+        out.clone(),
+        &WriterOptions {
+            compression: Compression::Zstd { level: 1 },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    w.add_interface(&interfaces()[0]).unwrap();
+    w.write_records(&batch).unwrap(); // held: no packet yet
+    w.write_records(&batch).unwrap();
+    w.finish().unwrap();
+    let back = read_all(out.0.lock().unwrap().clone());
+    assert_eq!(back.error, None);
+    assert_eq!(back.records, [batch.clone(), batch].concat());
+}
+
 /// A disk that fills up: accepts `room` bytes (the last write partly, as write(2)
 /// does), then fails with ENOSPC.
 struct FullDisk {
