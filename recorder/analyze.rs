@@ -92,6 +92,9 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
     for (path, link) in &outcome.unsupported_links {
         eprintln!("l7rec: warning: {}: {link}", path.display());
     }
+    for (path, msg) in &outcome.unfinished {
+        eprintln!("l7rec: warning: {}: {msg}", path.display());
+    }
     for (path, err) in &outcome.read_errors {
         eprintln!(
             "l7rec: warning: {}: reading stopped early, analyzed what came before: {err}",

@@ -74,12 +74,13 @@ pub enum Command {
     ///   l7rec analyze cap.pcapng --format har -o cap.har
     ///
     /// Exit status:
-    ///   0        every file was read to its end
+    ///   0        every file was read to its end (or, compressed, to where it stops
+    ///            between blocks: a recorder killed or still writing; a warning says so)
     ///   1        no report: a file cannot be opened or is not a capture, or the
     ///            report cannot be written
     ///   2        invalid command line
-    ///   3        a file is cut short (a recorder killed, or still writing) or
-    ///            damaged: the report covers what came before, a warning says where
+    ///   3        a file is cut inside a block or damaged: the report covers what
+    ///            came before, a warning says where
     #[command(verbatim_doc_comment)]
     Analyze(AnalyzeArgs),
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use flows::FlowTotals;
-pub use pipeline::{ReadTotals, Sink, SkipCounts, UnsupportedLink};
+pub use pipeline::{ReadStop, ReadTotals, Sink, SkipCounts, UnsupportedLink};
 pub use transaction::{Flag, ProcessRef, Transaction};
 
 /// Why an analysis could not run.
@@ -94,6 +94,9 @@ pub struct Outcome {
     pub totals: Totals,
     /// Files whose reading stopped early, with why (what preceded was analyzed).
     pub read_errors: Vec<(PathBuf, String)>,
+    /// Compressed files that end without their end marker (a recorder killed or still
+    /// writing), with where: all they hold was analyzed.
+    pub unfinished: Vec<(PathBuf, String)>,
     /// Per file, the interfaces whose packets were skipped because their link type is
     /// not decoded (worth a warning: otherwise the report is just empty).
     pub unsupported_links: Vec<(PathBuf, UnsupportedLink)>,
@@ -169,8 +172,10 @@ pub fn analyze_with(
                 .into_iter()
                 .map(|u| (path.to_owned(), u)),
         );
-        if let Some(e) = fa.read_error {
-            all.read_errors.push((path.to_owned(), e));
+        match fa.read_error {
+            Some(ReadStop::Damaged(e)) => all.read_errors.push((path.to_owned(), e)),
+            Some(ReadStop::Unfinished(e)) => all.unfinished.push((path.to_owned(), e)),
+            None => {}
         }
     }
     Ok(all)

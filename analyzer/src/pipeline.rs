@@ -133,14 +133,25 @@ pub struct SkipCounts {
     pub malformed: u64,
 }
 
+/// Why reading a file ended before its clean end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadStop {
+    /// Cut inside a block, or damaged: the rest of the file was not read.
+    Damaged(String),
+    /// A compressed stream that stops between blocks without its end marker (a
+    /// recorder killed or still writing): nothing read was cut.
+    Unfinished(String),
+}
+
 /// Counters of analyzing one file (its transactions went to the sink).
 pub struct FileAnalysis {
     /// Reading counters.
     pub read: ReadTotals,
     /// Connection counters.
     pub flows: FlowTotals,
-    /// Why reading stopped early, if it did (everything before was analyzed).
-    pub read_error: Option<String>,
+    /// Why reading stopped before a clean end, if it did (everything before was
+    /// analyzed).
+    pub read_error: Option<ReadStop>,
     /// Interfaces whose packets were all skipped for their link type.
     pub unsupported_links: Vec<UnsupportedLink>,
 }
@@ -455,7 +466,7 @@ struct RoundReader {
     reader: CaptureReader,
     shards: usize,
     totals: ReadTotals,
-    error: Option<String>,
+    error: Option<ReadStop>,
     isb_drops: std::collections::HashMap<u32, u64>,
     done: bool,
     /// Per interface id of the current section: is it l7rec's TLS plaintext interface?
@@ -570,7 +581,12 @@ impl RoundReader {
                     self.isb_drops
                         .insert(s.interface_id, s.os_drop.unwrap_or(0));
                 }
-                Err(e) => self.error = Some(locate(e, self.reader.compression())),
+                Err(e @ ReadError::Unfinished { .. }) => {
+                    self.error = Some(ReadStop::Unfinished(e.to_string()))
+                }
+                Err(e) => {
+                    self.error = Some(ReadStop::Damaged(locate(e, self.reader.compression())))
+                }
             }
             if let Some((shard, i, id)) = unknown_iface {
                 self.tls_ifaces = self
@@ -592,7 +608,7 @@ impl RoundReader {
 
     /// Reading counters, why reading stopped early if it did, and the interfaces
     /// skipped for their link type.
-    fn finish(mut self) -> (ReadTotals, Option<String>, Vec<UnsupportedLink>) {
+    fn finish(mut self) -> (ReadTotals, Option<ReadStop>, Vec<UnsupportedLink>) {
         self.totals.bytes = self.reader.offset();
         self.totals.isb_os_drops = self.isb_drops.values().sum();
         // A legacy pcap has no interface ids: its header's link type is the file's.

@@ -61,7 +61,8 @@ pub fn run(data: &[u8]) {
                 let offset = match &e {
                     ReadError::Io { offset, .. }
                     | ReadError::Truncated { offset, .. }
-                    | ReadError::Corrupt { offset, .. } => *offset,
+                    | ReadError::Corrupt { offset, .. }
+                    | ReadError::Unfinished { offset } => *offset,
                     ReadError::UnknownFormat(_) | ReadError::Empty => 0,
                 };
                 assert!(

@@ -74,6 +74,14 @@ pub enum ReadError {
     /// The input is neither pcap nor pcapng.
     #[error("not a pcap or pcapng capture (first bytes: {0:02x?})")]
     UnknownFormat(Vec<u8>),
+    /// A compressed stream stops cleanly between two blocks but without its end
+    /// marker: the file of a recorder that was killed or is still writing. Nothing
+    /// read was cut; this is where the data ends.
+    #[error("the compressed stream ends at byte {offset} without its end marker (a recorder killed, or still writing); everything before was read")]
+    Unfinished {
+        /// Uncompressed offset reached.
+        offset: u64,
+    },
     /// The input holds no byte at all (after decompression).
     #[error("the file is empty (a recorder that never started writing, or a failed copy)")]
     Empty,
@@ -420,6 +428,19 @@ impl CaptureReader {
     fn more(&mut self) -> Result<bool, ReadError> {
         self.fill(1);
         if self.available() == 0 {
+            // The decompressor's "input ended inside a frame", at a block boundary of
+            // ours: what a killed recorder leaves, not damage (tshark reads it too).
+            let unfinished = self.compression != InputCompression::None
+                && self
+                    .src_error
+                    .as_ref()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::UnexpectedEof);
+            if unfinished {
+                self.src_error = None;
+                return Err(ReadError::Unfinished {
+                    offset: self.offset,
+                });
+            }
             return match self.source_failure() {
                 Some(e) => Err(e),
                 None => Ok(false),
