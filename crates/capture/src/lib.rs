@@ -65,6 +65,7 @@ mod reader;
 pub mod record;
 mod types;
 mod writer;
+mod zstd_cctx;
 mod zstd_frames;
 
 pub use chunks::SharedChunk;

@@ -10,15 +10,17 @@
 //! might not fit before the boundary, then filled up to it with empty blocks (3, 4 or 5
 //! bytes each, decompressing to nothing) and ended.
 //!
-//! Input is compressed as it comes, in chunks of [`CHUNK`], by one streaming context
-//! whose window covers a whole frame: the compressor's buffer does not wrap within a
-//! frame (zstd's slower split-window path). A flush ends a block, not the frame: the
-//! file is readable up to it (by tshark and [`crate::CaptureReader`]) even if this
-//! process dies.
+//! A frame's input is built in one buffer that zstd reads in place (no copy into a
+//! window of its own: [`crate::zstd_cctx`]), handed over in whole blocks of [`CHUNK`]
+//! as it grows, each call ending a block, so that a frame can always be ended. A
+//! flush hands over the rest: the file is readable up to it (by tshark and
+//! [`crate::CaptureReader`]) even if this process dies.
 
 use std::io::{self, Write};
 
-use zstd::zstd_safe::{self, CCtx, CParameter, InBuffer, OutBuffer};
+use zstd_sys::ZSTD_cParameter;
+
+use crate::zstd_cctx::{End, InPlaceCCtx};
 
 /// Input per frame, about: a frame ends at the first region boundary it can reach
 /// after this much.
@@ -27,11 +29,22 @@ pub const FRAME_BYTES: usize = 4 << 20;
 /// tshark 4.0's zstd input buffer: `ZSTD_DStreamInSize()`, 128 KiB + 3.
 pub const TSHARK_REGION: usize = 131_075;
 
-/// Input staged before it is handed to the compressor.
+/// Input handed to the compressor at a time: zstd's largest block, so that handing
+/// over whole ones ends no block early.
 pub const CHUNK: usize = 128 << 10;
 
-/// 8 MiB window: more than a frame's input, so the compressor's buffer never wraps.
+/// 8 MiB window: more than a frame's input, so matches reach across the whole frame.
 const WINDOW_LOG: u32 = 23;
+
+/// Address space reserved for a frame's input, so that appending never moves it while
+/// zstd refers to it (pages are touched only as far as frames grow: ~5–8 MiB).
+const STAGE_CAPACITY: usize = 32 << 20;
+
+/// A frame ends early once less than this is left of [`STAGE_CAPACITY`]: room for the
+/// largest piece appended between two [`ZstdFrames::staged`] calls (a packet block,
+/// at most ~256 KiB of records, the 1 MiB of blocks held before the first packet). A
+/// larger one moves the buffer, which costs a frame boundary, not data.
+const STAGE_MARGIN: usize = 8 << 20;
 
 /// The block that ends a frame after an exact flush: an empty raw block, the last.
 pub const FRAME_END: &[u8] = &[1, 0, 0];
@@ -42,52 +55,44 @@ const LAST_BLOCK: usize = FRAME_END.len();
 /// Writes zstd frames of what it is given to `W`.
 pub struct ZstdFrames<W: Write> {
     out: W,
-    cctx: CCtx<'static>,
+    cctx: InPlaceCCtx,
+    /// The open frame's input (zstd reads it in place), then what is staged for it.
     staged: Vec<u8>,
     compressed: Vec<u8>,
     /// Bytes written to `out`.
     written: u64,
-    /// Input given to the open frame; `None` when no frame is open.
+    /// Input of `staged` given to the open frame; `None` when no frame is open.
     frame_input: Option<usize>,
-}
-
-fn zstd_error(code: usize) -> io::Error {
-    io::Error::other(format!("zstd: {}", zstd_safe::get_error_name(code)))
 }
 
 impl<W: Write> ZstdFrames<W> {
     /// Frames at compression `level` (zstd's scale: 1 fast ... 22; negative faster).
     pub fn new(out: W, level: i32) -> io::Result<Self> {
-        let mut cctx = CCtx::create();
-        for p in [
-            CParameter::CompressionLevel(level),
-            CParameter::WindowLog(WINDOW_LOG),
-            CParameter::ChecksumFlag(false),
-            CParameter::ContentSizeFlag(false),
-        ] {
-            cctx.set_parameter(p).map_err(zstd_error)?;
-        }
+        let cctx = InPlaceCCtx::new(&[
+            (ZSTD_cParameter::ZSTD_c_compressionLevel, level),
+            (ZSTD_cParameter::ZSTD_c_windowLog, WINDOW_LOG as i32),
+            (ZSTD_cParameter::ZSTD_c_checksumFlag, 0),
+            (ZSTD_cParameter::ZSTD_c_contentSizeFlag, 0),
+        ])?;
         Ok(Self {
             out,
             cctx,
-            // Room for the piece that crosses CHUNK (a packet block is at most about
-            // 256 KiB), so the buffer is allocated once.
-            staged: Vec::with_capacity(CHUNK + (512 << 10)),
+            staged: Vec::with_capacity(STAGE_CAPACITY),
             compressed: Vec::new(),
             written: 0,
             frame_input: None,
         })
     }
 
-    /// The input of the current frame, to append to; call [`staged`](Self::staged)
-    /// after appending.
+    /// The input of the current frame, to append to (never to change: zstd may still
+    /// read what is there); call [`staged`](Self::staged) after appending.
     pub fn staging(&mut self) -> &mut Vec<u8> {
         &mut self.staged
     }
 
-    /// Compresses what is staged once it reaches [`CHUNK`].
+    /// Compresses what is staged in whole [`CHUNK`]s.
     pub fn staged(&mut self) -> io::Result<()> {
-        if self.staged.len() >= CHUNK {
+        if self.staged.len() - self.frame_input.unwrap_or(0) >= CHUNK {
             self.feed(false)?;
         }
         Ok(())
@@ -131,25 +136,34 @@ impl<W: Write> ZstdFrames<W> {
         self.frame_input.is_some()
     }
 
-    /// Hands the staged bytes to the compressor; `exact`: flush its output too.
+    /// Hands staged input to the compressor, whole chunks only unless `exact` (then
+    /// all of it), ending a block each time: every byte given is then in the output,
+    /// so a frame can always be ended, by zstd or by hand.
     fn feed(&mut self, exact: bool) -> io::Result<()> {
-        if self.staged.is_empty() && (!exact || self.frame_input.is_none()) {
+        if self.cctx.moved(&self.staged) {
+            self.end_moved_frame()?;
+        }
+        let given = self.frame_input.unwrap_or(0);
+        let size = if exact {
+            self.staged.len()
+        } else {
+            given + (self.staged.len() - given) / CHUNK * CHUNK
+        };
+        if size == given {
             return Ok(());
         }
-        let fed = self.frame_input.unwrap_or(0) + self.staged.len();
-        let full = fed >= FRAME_BYTES;
-        let directive = if exact || full {
-            zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush
-        } else {
-            zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_continue
-        };
-        let input = std::mem::take(&mut self.staged);
-        let n = self.compress(&input, directive);
-        self.staged = input;
-        self.staged.clear();
-        let n = n?;
-        self.frame_input = Some(fed);
-        if full {
+        self.compressed.clear();
+        self.cctx.compress(
+            &self.staged[..size],
+            given,
+            End::Block,
+            &mut self.compressed,
+        )?;
+        let n = self.emit()?;
+        self.frame_input = Some(size);
+        if self.staged.capacity() - self.staged.len() < STAGE_MARGIN {
+            self.end_frame(true)?;
+        } else if size >= FRAME_BYTES {
             // Positions are exact here: end the frame at the next boundary unless
             // another chunk like this one surely fits before it.
             let to_boundary = TSHARK_REGION - (self.written % TSHARK_REGION as u64) as usize;
@@ -160,66 +174,71 @@ impl<W: Write> ZstdFrames<W> {
         Ok(())
     }
 
-    /// Ends the open frame (after an exact flush); `pad`: so that it ends on a region
-    /// boundary.
-    fn end_frame(&mut self, pad: bool) -> io::Result<()> {
-        if pad {
-            let to_boundary = TSHARK_REGION - (self.written % TSHARK_REGION as u64) as usize;
-            let mut need = if to_boundary >= LAST_BLOCK {
-                to_boundary - LAST_BLOCK
-            } else {
-                to_boundary + TSHARK_REGION - LAST_BLOCK
-            };
-            // No empty block is 1 or 2 bytes long.
-            if need == 1 || need == 2 {
-                need += TSHARK_REGION;
-            }
-            let padding = empty_blocks(need);
-            self.out.write_all(&padding)?;
-            self.written += padding.len() as u64;
+    /// Empty blocks that bring the output to `LAST_BLOCK` bytes before a region
+    /// boundary, so that the frame ends on it.
+    fn padding(&self) -> Vec<u8> {
+        let to_boundary = TSHARK_REGION - (self.written % TSHARK_REGION as u64) as usize;
+        let mut need = if to_boundary >= LAST_BLOCK {
+            to_boundary - LAST_BLOCK
+        } else {
+            to_boundary + TSHARK_REGION - LAST_BLOCK
+        };
+        // No empty block is 1 or 2 bytes long.
+        if need == 1 || need == 2 {
+            need += TSHARK_REGION;
         }
-        let n = self.compress(&[], zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_end)?;
-        if pad && n != LAST_BLOCK {
+        empty_blocks(need)
+    }
+
+    /// Ends the open frame; `pad`: so that it ends on a region boundary.
+    fn end_frame(&mut self, pad: bool) -> io::Result<()> {
+        self.compressed.clear();
+        if pad {
+            self.compressed = self.padding();
+        }
+        let padded = self.compressed.len();
+        let given = self.frame_input.unwrap_or(0);
+        self.cctx.compress(
+            &self.staged[..given],
+            given,
+            End::Frame,
+            &mut self.compressed,
+        )?;
+        if pad && self.compressed.len() - padded != LAST_BLOCK {
             return Err(io::Error::other(format!(
-                "zstd ended a frame with {n} bytes, not {LAST_BLOCK}: frame layout lost"
+                "zstd ended a frame with {} bytes, not {LAST_BLOCK}: frame layout lost",
+                self.compressed.len() - padded
             )));
         }
-        self.frame_input = None;
+        self.emit()?;
+        self.next_frame(given);
         Ok(())
     }
 
-    /// Runs the compressor over `input` with `directive` until it is done; writes and
-    /// returns how many bytes it produced.
-    fn compress(
-        &mut self,
-        input: &[u8],
-        directive: zstd_safe::zstd_sys::ZSTD_EndDirective,
-    ) -> io::Result<usize> {
-        let mut src = InBuffer::around(input);
-        let mut total = 0;
-        loop {
-            self.compressed.clear();
-            self.compressed
-                .reserve(zstd_safe::compress_bound(input.len() - src.pos()) + 1024);
-            let mut dst = OutBuffer::around(&mut self.compressed);
-            let left = self
-                .cctx
-                .compress_stream2(&mut dst, &mut src, directive)
-                .map_err(zstd_error)?;
-            let n = dst.pos();
-            self.out.write_all(&self.compressed[..n])?;
-            total += n;
-            let consumed = src.pos() == input.len();
-            let done = match directive {
-                zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_continue => consumed,
-                _ => consumed && left == 0,
-            };
-            if done {
-                break;
-            }
-        }
-        self.written += total as u64;
-        Ok(total)
+    /// The frame's input moved (a piece larger than [`STAGE_MARGIN`] was appended):
+    /// zstd must not read it again. Every block it was given is in the output, so the
+    /// frame is ended by hand, on a region boundary, and the next one starts with what
+    /// zstd was not given. Nothing is lost.
+    fn end_moved_frame(&mut self) -> io::Result<()> {
+        self.cctx.reset();
+        self.compressed = self.padding();
+        self.compressed.extend_from_slice(FRAME_END);
+        self.emit()?;
+        self.next_frame(self.frame_input.unwrap_or(0));
+        Ok(())
+    }
+
+    /// After a frame ended: its input is dropped, what was not given moves to the front.
+    fn next_frame(&mut self, given: usize) {
+        self.staged.drain(..given);
+        self.frame_input = None;
+    }
+
+    /// Writes `compressed` out; returns its length.
+    fn emit(&mut self) -> io::Result<usize> {
+        self.out.write_all(&self.compressed)?;
+        self.written += self.compressed.len() as u64;
+        Ok(self.compressed.len())
     }
 }
 
@@ -252,6 +271,7 @@ fn empty_blocks(len: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zstd::zstd_safe;
 
     /// Pseudo-random bytes (xorshift): incompressible.
     fn noise(len: usize, mut x: u64) -> Vec<u8> {
@@ -328,6 +348,50 @@ mod tests {
             assert!(starts.len() <= input.len() / FRAME_BYTES + 1, "{starts:?}");
             assert!(out.len() < input.len(), "{} >= {}", out.len(), input.len());
         }
+    }
+
+    /// Input so compressible that a frame's output would take ~100 MiB of it to reach
+    /// a region boundary: the frame ends when its buffer runs short of margin instead,
+    /// and the buffer zstd reads in place is never reallocated.
+    #[test]
+    fn highly_compressible_input_never_moves_the_buffer() {
+        let mut w = ZstdFrames::new(Vec::new(), 1).unwrap();
+        let piece = vec![b'a'; 100 << 10];
+        for _ in 0..400 {
+            w.staging().extend_from_slice(&piece);
+            w.staged().unwrap();
+            assert_eq!(w.staged.capacity(), STAGE_CAPACITY);
+        }
+        let out = w.finish().unwrap();
+        assert_eq!(
+            zstd::stream::decode_all(&out[..]).unwrap().len(),
+            400 * piece.len()
+        );
+        assert!(frame_starts(&out).len() >= 2);
+        assert!(frame_starts(&out).iter().all(|s| s % TSHARK_REGION == 0));
+    }
+
+    /// A piece larger than the margin moves the buffer under an open frame: the frame
+    /// is ended by hand, on a region boundary, and nothing is lost or read from the
+    /// old buffer.
+    #[test]
+    fn a_huge_piece_costs_a_frame_boundary_not_data() {
+        let input = noise(STAGE_CAPACITY + (3 << 20), 9);
+        let mut w = ZstdFrames::new(Vec::new(), 1).unwrap();
+        w.staging().extend_from_slice(&input[..(1 << 20) + 5]);
+        w.staged().unwrap();
+        assert!(w.frame_open());
+        w.staging().extend_from_slice(&input[(1 << 20) + 5..]);
+        assert!(
+            w.cctx.moved(&w.staged),
+            "the piece must have moved the buffer"
+        );
+        w.staged().unwrap();
+        let out = w.finish().unwrap();
+        assert_eq!(zstd::stream::decode_all(&out[..]).unwrap(), input);
+        let starts = frame_starts(&out);
+        assert!(starts.len() >= 2, "{starts:?}");
+        assert!(starts.iter().all(|s| s % TSHARK_REGION == 0), "{starts:?}");
     }
 
     #[test]
