@@ -170,8 +170,6 @@ impl<R: Read> Read for CountingRead<R> {
     }
 }
 
-/// Shard of a connection, the same for both directions and for every run. Runs once
-/// per packet on the reading thread, so it is a cheap symmetric mix, not SipHash.
 /// A read error as the user sees it: the reader's byte offsets count the stream
 /// after decompression, which the file's own offsets do not match, so say so.
 fn locate(e: ReadError, compression: InputCompression) -> String {
@@ -183,6 +181,8 @@ fn locate(e: ReadError, compression: InputCompression) -> String {
     format!("{e} (bytes counted after {codec} decompression)")
 }
 
+/// Shard of a connection, the same for both directions and for every run. Runs once
+/// per packet on the reading thread, so it is a cheap symmetric mix, not SipHash.
 fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize) -> usize {
     fn fold(s: SocketAddr) -> u64 {
         let ip = match s.ip() {
