@@ -113,15 +113,20 @@ fn max_age_expiry(value: &str, received_ns: Option<u64>) -> Option<String> {
     Some(iso_seconds(secs.min(YEAR_9999_END)))
 }
 
-/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.000Z`.
+/// Seconds since the Unix epoch as [`iso_utc`] writes them.
 fn iso_seconds(secs: u64) -> String {
     let (y, m, d) = super::civil_from_days((secs / 86_400) as i64);
-    let sod = secs % 86_400;
+    iso_utc(y, m, d, secs % 86_400)
+}
+
+/// A date and second of the day as HAR writes dates: `YYYY-MM-DDTHH:MM:SS.000Z`.
+fn iso_utc(y: i64, m: u32, d: u32, second_of_day: u64) -> String {
+    let s = second_of_day;
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
+        s / 3600,
+        s / 60 % 60,
+        s % 60
     )
 }
 
@@ -201,7 +206,14 @@ fn cookie_date(s: &str) -> Option<String> {
         && h <= 23
         && mi <= 59
         && sec <= 59;
-    valid.then(|| format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.000Z"))
+    valid.then(|| {
+        iso_utc(
+            i64::from(y),
+            m,
+            d,
+            u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(sec),
+        )
+    })
 }
 
 /// Starts the HAR document, up to the opening of its entries array.

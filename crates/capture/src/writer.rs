@@ -239,22 +239,19 @@ impl<W: Write> CaptureWriter<W> {
     /// at [`finish`](Self::finish)).
     pub fn write_records(&mut self, mut records: &[Record]) -> io::Result<()> {
         while !records.is_empty() {
-            let taken = if self.seen_packet {
-                let mut b = self.block(BT_CUSTOM);
-                b.u32(L7REC_PEN);
-                let taken = encode_records(records, b.bytes_mut());
-                b.pad();
-                let len = b.finish();
-                self.emit(len)?;
-                taken
+            let held = !self.seen_packet;
+            let mut b = if held {
+                BlockBuf::start(&mut self.held, BT_CUSTOM)
             } else {
-                let mut b = BlockBuf::start(&mut self.held, BT_CUSTOM);
-                b.u32(L7REC_PEN);
-                let taken = encode_records(records, b.bytes_mut());
-                b.pad();
-                b.finish();
-                taken
+                self.block(BT_CUSTOM)
             };
+            b.u32(L7REC_PEN);
+            let taken = encode_records(records, b.bytes_mut());
+            b.pad();
+            let len = b.finish();
+            if !held {
+                self.emit(len)?;
+            }
             records = &records[taken..];
         }
         Ok(())

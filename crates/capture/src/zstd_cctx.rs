@@ -69,31 +69,22 @@ impl InPlaceCCtx {
         Ok(ctx)
     }
 
-    /// Compresses `input[given..]`, where `given` is what the open frame was given
-    /// before (0 for a new frame), and ends a block or the frame; appends the output to
-    /// `out`. Within a frame, `input` must be the same buffer every time, grown only at
-    /// its end: otherwise this returns an error without calling zstd (the frame is then
+    /// How much input the open frame was given; `None` between frames.
+    pub(crate) fn given(&self) -> Option<usize> {
+        self.frame.map(|(_, given)| given)
+    }
+
+    /// Compresses what `input` holds beyond what the open frame was given (all of it
+    /// for a new frame), and ends a block or the frame; appends the output to `out`.
+    /// Within a frame, `input` must be the same buffer every time, grown only at its
+    /// end: otherwise this returns an error without calling zstd (the frame is then
     /// lost: [`reset`](Self::reset)).
-    pub(crate) fn compress(
-        &mut self,
-        input: &[u8],
-        given: usize,
-        end: End,
-        out: &mut Vec<u8>,
-    ) -> io::Result<()> {
-        match self.frame {
-            Some((at, before)) if at != input.as_ptr() || before != given => {
-                return Err(io::Error::other(
-                    "zstd: the frame's input moved while zstd still refers to it",
-                ))
-            }
-            None if given != 0 => {
-                return Err(io::Error::other("zstd: a new frame must start at 0"));
-            }
-            _ => {}
-        }
-        if given > input.len() {
-            return Err(io::Error::other("zstd: input shrank within a frame"));
+    pub(crate) fn compress(&mut self, input: &[u8], end: End, out: &mut Vec<u8>) -> io::Result<()> {
+        let given = self.given().unwrap_or(0);
+        if self.moved(input) || given > input.len() {
+            return Err(io::Error::other(
+                "zstd: the frame's input moved or shrank while zstd still refers to it",
+            ));
         }
         let directive = match end {
             End::Block => ZSTD_EndDirective::ZSTD_e_flush,

@@ -61,8 +61,6 @@ pub struct ZstdFrames<W: Write> {
     compressed: Vec<u8>,
     /// Bytes written to `out`.
     written: u64,
-    /// Input of `staged` given to the open frame; `None` when no frame is open.
-    frame_input: Option<usize>,
 }
 
 impl<W: Write> ZstdFrames<W> {
@@ -80,7 +78,6 @@ impl<W: Write> ZstdFrames<W> {
             staged: Vec::with_capacity(STAGE_CAPACITY),
             compressed: Vec::new(),
             written: 0,
-            frame_input: None,
         })
     }
 
@@ -92,7 +89,7 @@ impl<W: Write> ZstdFrames<W> {
 
     /// Compresses what is staged in whole [`CHUNK`]s.
     pub fn staged(&mut self) -> io::Result<()> {
-        if self.staged.len() - self.frame_input.unwrap_or(0) >= CHUNK {
+        if self.staged.len() - self.given() >= CHUNK {
             self.feed(false)?;
         }
         Ok(())
@@ -108,7 +105,7 @@ impl<W: Write> ZstdFrames<W> {
     /// Ends the last frame, flushes, and hands back `W`.
     pub fn finish(mut self) -> io::Result<W> {
         self.feed(true)?;
-        if self.frame_input.is_some() {
+        if self.frame_open() {
             self.end_frame(false)?;
         }
         self.out.flush()?;
@@ -133,7 +130,12 @@ impl<W: Write> ZstdFrames<W> {
     /// Whether a frame is open: output cut after the last flush then needs
     /// [`FRAME_END`] to be a complete zstd stream.
     pub fn frame_open(&self) -> bool {
-        self.frame_input.is_some()
+        self.cctx.given().is_some()
+    }
+
+    /// Input of `staged` given to the open frame (0 when none is open).
+    fn given(&self) -> usize {
+        self.cctx.given().unwrap_or(0)
     }
 
     /// Hands staged input to the compressor, whole chunks only unless `exact` (then
@@ -143,7 +145,7 @@ impl<W: Write> ZstdFrames<W> {
         if self.cctx.moved(&self.staged) {
             self.end_moved_frame()?;
         }
-        let given = self.frame_input.unwrap_or(0);
+        let given = self.given();
         let size = if exact {
             self.staged.len()
         } else {
@@ -153,14 +155,9 @@ impl<W: Write> ZstdFrames<W> {
             return Ok(());
         }
         self.compressed.clear();
-        self.cctx.compress(
-            &self.staged[..size],
-            given,
-            End::Block,
-            &mut self.compressed,
-        )?;
+        self.cctx
+            .compress(&self.staged[..size], End::Block, &mut self.compressed)?;
         let n = self.emit()?;
-        self.frame_input = Some(size);
         if self.staged.capacity() - self.staged.len() < STAGE_MARGIN {
             self.end_frame(true)?;
         } else if size >= FRAME_BYTES {
@@ -197,13 +194,9 @@ impl<W: Write> ZstdFrames<W> {
             self.compressed = self.padding();
         }
         let padded = self.compressed.len();
-        let given = self.frame_input.unwrap_or(0);
-        self.cctx.compress(
-            &self.staged[..given],
-            given,
-            End::Frame,
-            &mut self.compressed,
-        )?;
+        let given = self.given();
+        self.cctx
+            .compress(&self.staged[..given], End::Frame, &mut self.compressed)?;
         if pad && self.compressed.len() - padded != LAST_BLOCK {
             return Err(io::Error::other(format!(
                 "zstd ended a frame with {} bytes, not {LAST_BLOCK}: frame layout lost",
@@ -211,7 +204,8 @@ impl<W: Write> ZstdFrames<W> {
             )));
         }
         self.emit()?;
-        self.next_frame(given);
+        // The frame's input is done with; what it was not given opens the next one.
+        self.staged.drain(..given);
         Ok(())
     }
 
@@ -220,18 +214,14 @@ impl<W: Write> ZstdFrames<W> {
     /// frame is ended by hand, on a region boundary, and the next one starts with what
     /// zstd was not given. Nothing is lost.
     fn end_moved_frame(&mut self) -> io::Result<()> {
+        let given = self.given();
         self.cctx.reset();
         self.compressed = self.padding();
         self.compressed.extend_from_slice(FRAME_END);
         self.emit()?;
-        self.next_frame(self.frame_input.unwrap_or(0));
-        Ok(())
-    }
-
-    /// After a frame ended: its input is dropped, what was not given moves to the front.
-    fn next_frame(&mut self, given: usize) {
+        // The frame's input is done with; what it was not given opens the next one.
         self.staged.drain(..given);
-        self.frame_input = None;
+        Ok(())
     }
 
     /// Writes `compressed` out; returns its length.
