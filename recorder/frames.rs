@@ -8,7 +8,7 @@ use l7rec_analyzer::decode::{tcp_segment, TcpSegment};
 use l7rec_capture::{CaptureWriter, Direction, PacketOut};
 
 use crate::afpacket::Packet;
-use crate::handshakes::{flow_key, Handshakes, Held};
+use crate::handshakes::{Handshakes, Held};
 use crate::metadata::Metadata;
 use crate::output::Output;
 use crate::redact::Redactor;
@@ -120,7 +120,8 @@ impl Frames {
         if let (Some(s), false) = (&seg, self.all_tcp) {
             if s.syn && s.payload.is_empty() {
                 self.handshakes.hold(
-                    flow_key(s.src, s.dst),
+                    s.src,
+                    s.dst,
                     Held {
                         frame,
                         data: data.to_vec(),

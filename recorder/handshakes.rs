@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use foldhash::HashMap;
 
+use crate::conn_key::ConnKey;
 use crate::frames::Frame;
 
 /// How long a handshake waits for its connection's first HTTP message.
@@ -20,18 +21,6 @@ const HOLD_FOR: Duration = Duration::from_secs(10);
 const MAX_FLOWS: usize = 16 * 1024;
 /// Frames held per connection at most (SYN, SYN-ACK and a few retransmissions).
 const MAX_FRAMES_PER_FLOW: usize = 4;
-
-/// Direction-independent connection key.
-pub type FlowKey = (SocketAddr, SocketAddr);
-
-/// The key of the connection between `a` and `b`.
-pub fn flow_key(a: SocketAddr, b: SocketAddr) -> FlowKey {
-    if a <= b {
-        (a, b)
-    } else {
-        (b, a)
-    }
-}
 
 /// One held frame, with what its packet block needs.
 #[derive(Debug, Clone)]
@@ -45,18 +34,23 @@ pub struct Held {
 /// Handshakes waiting for their connection to be classified.
 #[derive(Default)]
 pub struct Handshakes {
-    held: HashMap<FlowKey, Vec<Held>>,
-    /// Arrival of each connection's first held frame, oldest first.
-    order: VecDeque<(Instant, FlowKey)>,
+    /// Per connection, the arrival of its first held frame, and the frames.
+    held: HashMap<ConnKey, (Instant, Vec<Held>)>,
+    /// Arrival of each connection's first held frame, oldest first. An entry is stale
+    /// once its connection was released (the connection may be held again since, with
+    /// a later arrival).
+    order: VecDeque<(Instant, ConnKey)>,
 }
 
 impl Handshakes {
-    /// Holds a handshake frame of connection `key`.
-    pub fn hold(&mut self, key: FlowKey, frame: Held) {
-        let frames = self.held.entry(key).or_default();
-        if frames.is_empty() {
-            self.order.push_back((Instant::now(), key));
-        }
+    /// Holds a handshake frame of the connection between `a` and `b`.
+    pub fn hold(&mut self, a: SocketAddr, b: SocketAddr, frame: Held) {
+        let key = ConnKey::either_way(a, b);
+        let (_, frames) = self.held.entry(key).or_insert_with(|| {
+            let now = Instant::now();
+            self.order.push_back((now, key));
+            (now, Vec::new())
+        });
         if frames.len() < MAX_FRAMES_PER_FLOW {
             frames.push(frame);
         }
@@ -72,7 +66,8 @@ impl Handshakes {
             return None;
         }
         // The order queue entry goes stale and is skipped when it comes up.
-        self.held.remove(&flow_key(a, b))
+        let (_, frames) = self.held.remove(&ConnKey::either_way(a, b))?;
+        Some(frames)
     }
 
     /// Forgets handshakes that waited too long: their connections carried no HTTP.
@@ -87,9 +82,7 @@ impl Handshakes {
 
     fn evict_oldest(&mut self) {
         if let Some((at, key)) = self.order.pop_front() {
-            // Skip a stale entry: the key was released, then held again later.
-            let fresh = self.order.iter().any(|(later, k)| k == &key && *later > at);
-            if !fresh {
+            if self.held.get(&key).is_some_and(|(since, _)| *since == at) {
                 self.held.remove(&key);
             }
         }
@@ -123,8 +116,8 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:80".parse().unwrap();
         let mut h = Handshakes::default();
-        h.hold(flow_key(a, b), frame(1));
-        h.hold(flow_key(b, a), frame(2));
+        h.hold(a, b, frame(1));
+        h.hold(b, a, frame(2));
         let got = h.release(a, b).unwrap();
         assert_eq!(
             got.iter().map(|f| f.frame.ts_ns).collect::<Vec<_>>(),
@@ -135,13 +128,28 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_held_again_outlives_its_stale_queue_entry() {
+        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let mut h = Handshakes::default();
+        h.hold(a, b, frame(1));
+        assert!(h.release(b, a).is_some());
+        std::thread::sleep(Duration::from_millis(1));
+        h.hold(a, b, frame(2));
+        h.evict_oldest();
+        assert_eq!(h.len(), 1, "the stale entry evicted the fresh hold");
+        h.evict_oldest();
+        assert_eq!(h.len(), 0);
+    }
+
+    #[test]
     fn bounded_in_flows_and_frames() {
         let b: SocketAddr = "127.0.0.1:80".parse().unwrap();
         let mut h = Handshakes::default();
         for port in 0..(MAX_FLOWS as u16 + 10) {
             let a = SocketAddr::new(b.ip(), 1024 + port);
             for ts in 0..10 {
-                h.hold(flow_key(a, b), frame(ts));
+                h.hold(a, b, frame(ts));
             }
         }
         assert_eq!(h.len(), MAX_FLOWS);

@@ -5,6 +5,7 @@ mod analyze;
 mod bpf;
 mod cli;
 mod command;
+mod conn_key;
 mod elf_syms;
 mod files;
 mod frames;

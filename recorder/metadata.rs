@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use foldhash::HashMap;
 use l7rec_capture as cap;
 
+use crate::conn_key::ConnKey;
+
 use crate::syscalls::{self, IoOp, SyscallEvent, SyscallInfo};
 
 /// How long a closed socket's owner is remembered: its FIN/ACK packets arrive after
@@ -26,12 +28,9 @@ pub struct Owner {
     closed_at: Option<Instant>,
 }
 
-/// Local and remote address of a socket, canonical (see [`canonical`]).
-type SockKey = (SocketAddr, SocketAddr);
-
 /// What a described (pid, fd) is: its connection, and the thread that used it last.
 struct Described {
-    key: SockKey,
+    key: ConnKey,
     tid: u32,
 }
 
@@ -40,7 +39,7 @@ struct Described {
 pub struct Metadata {
     /// (local, remote) → owner. foldhash, not std's SipHash: that was the recorder's
     /// largest cost after compression; foldhash is seeded per map.
-    owners: HashMap<SockKey, Owner>,
+    owners: HashMap<ConnKey, Owner>,
     /// Sockets already described by a connection record, by (pid, fd): hashing two
     /// integers per I/O event, not two socket addresses.
     described: HashMap<(u32, i32), Described>,
@@ -155,14 +154,14 @@ impl Metadata {
     }
 
     /// Whether `call`'s (pid, fd) is described, as the connection `key`.
-    fn is_described(&self, call: &SyscallInfo, key: SockKey) -> bool {
+    fn is_described(&self, call: &SyscallInfo, key: ConnKey) -> bool {
         self.described
             .get(&(call.pid, call.fd))
             .is_some_and(|d| d.key == key)
     }
 
-    fn key(&self, call: &SyscallInfo) -> SockKey {
-        (canonical(call.socket.local), canonical(call.socket.remote))
+    fn key(&self, call: &SyscallInfo) -> ConnKey {
+        ConnKey::new(call.socket.local, call.socket.remote)
     }
 
     /// Writes a connection record for a newly seen socket and remembers its owner.
@@ -170,10 +169,10 @@ impl Metadata {
         self.describe_key(call, self.key(call), open_ns, close_ns);
     }
 
-    fn describe_key(&mut self, call: &SyscallInfo, key: SockKey, open_ns: u64, close_ns: u64) {
+    fn describe_key(&mut self, call: &SyscallInfo, key: ConnKey, open_ns: u64, close_ns: u64) {
         // connect() on a non-blocking socket returns before the local port is known
         // to some callers; a zero port is no usable key.
-        if key.0.port() == 0 || key.1.port() == 0 {
+        if call.socket.local.port() == 0 || call.socket.remote.port() == 0 {
             return;
         }
         self.owners.insert(
@@ -191,7 +190,7 @@ impl Metadata {
     }
 
     fn connection_record(&mut self, call: &SyscallInfo, open_ns: u64, close_ns: u64) {
-        let (local, remote) = self.key(call);
+        let (local, remote) = (canonical(call.socket.local), canonical(call.socket.remote));
         self.pending
             .push(cap::Record::Connection(cap::ConnectionInfo {
                 pid: call.pid,
@@ -222,10 +221,10 @@ impl Metadata {
         if self.owners.is_empty() {
             return None;
         }
-        let (src, dst) = (canonical(src), canonical(dst));
+        let key = ConnKey::new(src, dst);
         self.owners
-            .get(&(src, dst))
-            .or_else(|| self.owners.get(&(dst, src)))
+            .get(&key)
+            .or_else(|| self.owners.get(&key.reversed()))
     }
 
     /// Records to write now (the buffer is emptied).

@@ -38,9 +38,9 @@ use libbpf_rs::{
     Link, MapCore, MapFlags, OpenObject, ProgramAttachType, ProgramMut, UprobeMultiOpts, UprobeOpts,
 };
 
+use crate::conn_key::ConnKey;
 use crate::elf_syms;
 use crate::files::same_file;
-use crate::handshakes::{flow_key, FlowKey};
 use crate::output::Output;
 use crate::redact::Redactor;
 use crate::ring_events::DecodedRing;
@@ -641,9 +641,9 @@ const TCP_ACK: u8 = 0x10;
 /// Turns TLS plaintext events into TCP/IP packets; see the module docs.
 #[derive(Debug, Default)]
 pub struct TlsSynth {
-    flows: HashMap<FlowKey, Flow>,
+    flows: HashMap<ConnKey, Flow>,
     /// Closed connections: when, and their ends (whose late copies are skipped).
-    closed: HashMap<FlowKey, (Instant, Vec<EndId>)>,
+    closed: HashMap<ConnKey, (Instant, Vec<EndId>)>,
     /// Chunks whose socket is not known yet, per end.
     pending: HashMap<EndId, (Instant, usize, Vec<TlsData>)>,
     /// Counters.
@@ -688,7 +688,7 @@ impl TlsSynth {
                     self.stats.unresolved_chunks += waiting.len() as u64;
                 }
                 let Some(sock) = socket else { return };
-                let key = flow_key(sock.local, sock.remote);
+                let key = ConnKey::either_way(sock.local, sock.remote);
                 let Some(f) = self.flows.get_mut(&key) else {
                     return;
                 };
@@ -727,7 +727,7 @@ impl TlsSynth {
         } else {
             (sock.local, sock.remote)
         };
-        let key = flow_key(src, dst);
+        let key = ConnKey::either_way(src, dst);
         let id = (d.pid, d.ssl);
         if !self.flows.contains_key(&key) {
             if self
