@@ -1,7 +1,7 @@
 //! Reading a capture and spreading its TCP segments over shards of connections.
 //!
-//! One thread parses (decompression and block parsing are sequential by nature; the
-//! reading and decompressing itself runs on the capture reader's read-ahead thread),
+//! One thread parses (decompression and block parsing are sequential by nature; a
+//! compressed file is decompressed on the capture reader's read-ahead thread),
 //! decodes each frame down to TCP and appends the segment to the batch of the shard
 //! its connection hashes to (its payload as a reference into the reader's chunk it
 //! lies in, not a copy). Full rounds of batches go through a bounded channel
@@ -223,8 +223,8 @@ fn deliver(
 /// Analyzes one capture file with `threads` threads, handing transactions to `sink` as
 /// their connections end. Flow ids are offset by `flow_base`. With one thread, reading
 /// and processing take turns on the calling thread (a truly single-threaded analysis);
-/// otherwise a read-ahead thread reads (and decompresses), a parsing thread fills
-/// rounds, `threads - 1` workers process them one after another (one thread of its own
+/// otherwise a read-ahead thread decompresses (compressed files only), a parsing thread
+/// reads and fills rounds, `threads - 1` workers process them one after another (one thread of its own
 /// for two threads, a rayon pool beyond), and the calling thread delivers each
 /// processed round. Segments refer to the reader's chunks instead of copies.
 /// `on_progress(bytes_read)` is called per round.
@@ -246,12 +246,13 @@ pub fn analyze_file(
         count: count.clone(),
     };
     let inline = threads <= 1;
-    // With threads to spare, reading (the kernel's copy, or decompression) runs on a
-    // thread of its own beside the parser: the parser was the pipeline's bottleneck.
+    // With threads to spare, decompression runs on a thread of its own beside the
+    // parser (it would make the parser the pipeline's bottleneck); a plain file's
+    // read() stays on the parser's core, where it leaves the data in cache.
     let reader = if inline {
         CaptureReader::new(input)
     } else {
-        CaptureReader::with_read_ahead(input)
+        CaptureReader::with_decompression_ahead(input)
     }
     .map_err(|e| AnalyzeError::Read {
         path: path.to_owned(),

@@ -66,6 +66,12 @@ impl Chunks {
         }
     }
 
+    /// Whether a background thread reads the chunks.
+    #[cfg(test)]
+    pub(crate) fn reads_ahead(&self) -> bool {
+        matches!(self.source, Source::Ahead { .. })
+    }
+
     /// Starts reading `src` ahead on a new thread.
     pub(crate) fn ahead(mut src: Box<dyn Read + Send>) -> io::Result<Self> {
         let (chunk_tx, chunks) = sync_channel(IN_FLIGHT);

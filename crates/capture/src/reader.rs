@@ -193,6 +193,14 @@ struct IfaceState {
     ts: TsScale,
 }
 
+/// Whether a thread reads the input ahead of the parser.
+#[derive(Debug, Clone, Copy)]
+enum ReadAhead {
+    Never,
+    Always,
+    WhenCompressed,
+}
+
 /// Reads packets, l7rec records and statistics from a capture.
 ///
 /// Accepts pcapng (any byte order, several sections) and legacy pcap (µs or ns,
@@ -200,7 +208,8 @@ struct IfaceState {
 /// Iterate with [`next_event`](Self::next_event); after it returns an error the
 /// reader is done, and everything before the error has been returned.
 pub struct CaptureReader {
-    /// The input, in chunks (read here, or ahead by a thread: [`Self::with_read_ahead`]).
+    /// The input, in chunks (read here, or ahead by a thread: [`Self::with_read_ahead`],
+    /// [`Self::with_decompression_ahead`]).
     chunks: Chunks,
     src_error: Option<io::Error>,
     /// The current chunk, shared with callers (see [`Packet::chunk`]).
@@ -228,16 +237,29 @@ impl CaptureReader {
 
     /// Reads a capture from any byte stream, on the calling thread.
     pub fn new(input: impl Read + Send + 'static) -> Result<Self, ReadError> {
-        Self::open_stream(input, false)
+        Self::open_stream(input, ReadAhead::Never)
     }
 
     /// Like [`new`](Self::new), but a background thread reads (and decompresses) the
     /// input ahead of the parser, at most a few MiB ahead, so the two run in parallel.
     pub fn with_read_ahead(input: impl Read + Send + 'static) -> Result<Self, ReadError> {
-        Self::open_stream(input, true)
+        Self::open_stream(input, ReadAhead::Always)
     }
 
-    fn open_stream(mut input: impl Read + Send + 'static, ahead: bool) -> Result<Self, ReadError> {
+    /// A background thread decompresses a compressed input ahead of the parser, as
+    /// [`with_read_ahead`](Self::with_read_ahead); a plain input is read on the calling
+    /// thread, as [`new`](Self::new). Decompression is worth a core of its own; a plain
+    /// `read()` is not: made on another core it left every byte cold in the parser's
+    /// cache, which cost more than the copy saved (1 GB pcap on 2 cores: 12 % more
+    /// CPU, 8 % longer).
+    pub fn with_decompression_ahead(input: impl Read + Send + 'static) -> Result<Self, ReadError> {
+        Self::open_stream(input, ReadAhead::WhenCompressed)
+    }
+
+    fn open_stream(
+        mut input: impl Read + Send + 'static,
+        ahead: ReadAhead,
+    ) -> Result<Self, ReadError> {
         let mut magic = [0u8; 4];
         let got = match read_chunk(&mut input, &mut magic) {
             (_, Some(source)) => return Err(ReadError::Io { offset: 0, source }),
@@ -257,6 +279,11 @@ impl CaptureReader {
                 Box::new(flate2::read::MultiGzDecoder::new(prefix)),
             ),
             _ => (InputCompression::None, Box::new(prefix)),
+        };
+        let ahead = match ahead {
+            ReadAhead::Never => false,
+            ReadAhead::Always => true,
+            ReadAhead::WhenCompressed => compression != InputCompression::None,
         };
         let chunks = if ahead {
             Chunks::ahead(src).map_err(|source| ReadError::Io { offset: 0, source })?
@@ -814,5 +841,52 @@ fn trim_nul(v: &[u8]) -> &[u8] {
     match v.iter().position(|&b| b == 0) {
         Some(i) => &v[..i],
         None => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A legacy pcap (Ethernet, µs) holding one 60-byte frame.
+    fn tiny_pcap() -> Vec<u8> {
+        let mut f = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [1u32, 2, 60, 60] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        f.extend_from_slice(&[0x5a; 60]);
+        f
+    }
+
+    fn packets(mut r: CaptureReader) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(ev) = r.next_event() {
+            if let Event::Packet(p) = ev.expect("readable") {
+                out.push(p.data.to_vec());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn only_compressed_input_is_decompressed_ahead() {
+        let plain = tiny_pcap();
+        let zst = zstd::encode_all(&plain[..], 1).expect("compress");
+        let r =
+            CaptureReader::with_decompression_ahead(io::Cursor::new(plain.clone())).expect("plain");
+        assert!(
+            !r.chunks.reads_ahead(),
+            "a plain file is read by the parser"
+        );
+        assert_eq!(packets(r), [vec![0x5a; 60]]);
+        let r = CaptureReader::with_decompression_ahead(io::Cursor::new(zst)).expect("zstd");
+        assert!(
+            r.chunks.reads_ahead(),
+            "decompression has a thread of its own"
+        );
+        assert_eq!(packets(r), [vec![0x5a; 60]]);
     }
 }
