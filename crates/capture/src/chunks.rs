@@ -10,6 +10,8 @@ use std::ops::{Deref, Range};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
+use crate::zstd_whole_frames::WholeFrames;
+
 /// Bytes left free at the front of every chunk, where the parser puts the unconsumed
 /// tail of the previous chunk so a unit that straddles the two is contiguous.
 pub(crate) const HEADROOM: usize = 64 * 1024;
@@ -18,17 +20,47 @@ const CHUNK: usize = 1 << 20;
 /// Data bytes of the first chunk read on the caller's thread; each next one doubles up
 /// to [`CHUNK`], so a small input (a fuzzing run, a short capture) costs little.
 const FIRST_CHUNK: usize = 16 * 1024;
-/// Chunks read ahead but not yet taken: bounds the memory read ahead.
-const IN_FLIGHT: usize = 8;
+/// Bytes of chunks read ahead but not yet taken, about: bounds the memory read ahead.
+const IN_FLIGHT_BYTES: usize = 8 << 20;
 /// Used chunks kept for reuse (a fresh one costs page faults): enough for the chunks
 /// that callers holding [`SharedChunk`]s release together.
 const SPARES: usize = 32;
+
+/// What the chunks hold.
+pub(crate) enum Input {
+    /// A byte stream, in chunks of a size of our choosing.
+    Stream(Box<dyn Read + Send>),
+    /// zstd frames, each decompressed whole into a chunk of its own (when it can be).
+    ZstdFrames(WholeFrames),
+}
+
+impl Input {
+    /// The usual data size of a chunk.
+    fn typical_chunk(&self) -> usize {
+        match self {
+            Input::Stream(_) => CHUNK,
+            Input::ZstdFrames(_) => crate::zstd_frames::FRAME_BYTES,
+        }
+    }
+
+    /// The next chunk in `spare`, as [`read_next`].
+    fn next_chunk(
+        &mut self,
+        spare: Vec<u8>,
+        size: usize,
+    ) -> (Option<Vec<u8>>, Option<io::Result<()>>) {
+        match self {
+            Input::Stream(src) => read_next(src.as_mut(), spare, size),
+            Input::ZstdFrames(frames) => frames.next_chunk(spare),
+        }
+    }
+}
 
 /// Where the chunks come from.
 enum Source {
     /// Read on the caller's thread, in [`Chunks::next`].
     Here {
-        src: Box<dyn Read + Send>,
+        src: Input,
         /// Data bytes of the next chunk.
         size: usize,
         spares: Vec<Vec<u8>>,
@@ -53,7 +85,7 @@ pub(crate) struct Chunks {
 
 impl Chunks {
     /// Reads `src` on the caller's thread, a chunk per [`next`](Self::next).
-    pub(crate) fn here(src: Box<dyn Read + Send>) -> Self {
+    pub(crate) fn here(src: Input) -> Self {
         Self {
             source: Source::Here {
                 src,
@@ -73,14 +105,14 @@ impl Chunks {
     }
 
     /// Starts reading `src` ahead on a new thread.
-    pub(crate) fn ahead(mut src: Box<dyn Read + Send>) -> io::Result<Self> {
-        let (chunk_tx, chunks) = sync_channel(IN_FLIGHT);
+    pub(crate) fn ahead(mut src: Input) -> io::Result<Self> {
+        let (chunk_tx, chunks) = sync_channel(IN_FLIGHT_BYTES / src.typical_chunk());
         let (spares, spare_rx) = sync_channel::<Vec<u8>>(SPARES);
         std::thread::Builder::new()
             .name("l7rec-read-ahead".into())
             .spawn(move || loop {
                 let spare = spare_rx.try_recv().unwrap_or_default();
-                let (chunk, stop) = read_next(src.as_mut(), spare, CHUNK);
+                let (chunk, stop) = src.next_chunk(spare, CHUNK);
                 // What was read before an error is passed on first.
                 if let Some(chunk) = chunk {
                     if chunk_tx.send(Ok(chunk)).is_err() {
@@ -118,7 +150,7 @@ impl Chunks {
                     return error.take().map(Err);
                 }
                 let spare = spares.pop().unwrap_or_default();
-                let (chunk, stop) = read_next(src.as_mut(), spare, *size);
+                let (chunk, stop) = src.next_chunk(spare, *size);
                 *size = (*size * 2).min(CHUNK);
                 if let Some(stop) = stop {
                     *ended = true;
@@ -164,7 +196,7 @@ impl Chunks {
 
 /// Reads the next `size` bytes of `src` into `chunk`: the chunk if any byte came, and
 /// what stopped the reading if it stopped (`Ok` at the end of the input).
-fn read_next(
+pub(crate) fn read_next(
     src: &mut dyn Read,
     mut chunk: Vec<u8>,
     size: usize,

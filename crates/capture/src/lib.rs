@@ -67,6 +67,7 @@ mod types;
 mod writer;
 mod zstd_cctx;
 mod zstd_frames;
+mod zstd_whole_frames;
 
 pub use chunks::SharedChunk;
 pub use pcapng::L7REC_PEN;

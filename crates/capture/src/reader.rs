@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::chunks::{read_chunk, Chunks, SharedChunk, HEADROOM};
+use crate::chunks::{read_chunk, Chunks, Input, SharedChunk, HEADROOM};
 use crate::pcapng::*;
 use crate::record::{decode_records, Record, RecordError};
 use crate::types::{Direction, Interface, InterfaceStats};
+use crate::zstd_whole_frames::WholeFrames;
 
 /// Largest block (or pcap record) the reader accepts. A length field above this is
 /// treated as corruption, so a hostile file cannot make the reader allocate gigabytes.
@@ -266,19 +267,19 @@ impl CaptureReader {
             (got, None) => got,
         };
         let prefix = io::Cursor::new(magic[..got].to_vec()).chain(input);
-        let (compression, src): (_, Box<dyn Read + Send>) = match &magic[..got] {
+        let (compression, src) = match &magic[..got] {
             [0x28, 0xb5, 0x2f, 0xfd] => (
                 InputCompression::Zstd,
-                Box::new(
-                    zstd::stream::read::Decoder::new(prefix)
+                Input::ZstdFrames(
+                    WholeFrames::new(Box::new(prefix))
                         .map_err(|source| ReadError::Io { offset: 0, source })?,
                 ),
             ),
             [0x1f, 0x8b, ..] => (
                 InputCompression::Gzip,
-                Box::new(flate2::read::MultiGzDecoder::new(prefix)),
+                Input::Stream(Box::new(flate2::read::MultiGzDecoder::new(prefix))),
             ),
-            _ => (InputCompression::None, Box::new(prefix)),
+            _ => (InputCompression::None, Input::Stream(Box::new(prefix))),
         };
         let ahead = match ahead {
             ReadAhead::Never => false,
