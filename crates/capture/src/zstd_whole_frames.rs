@@ -281,6 +281,7 @@ impl WholeFrames {
     /// decoder.
     fn stream_from_here(&mut self) {
         let rest = Cursor::new(self.buf.split_off(self.start));
+        self.buf = Vec::new();
         self.start = 0;
         let input = self.input.take().unwrap_or_else(|| Box::new(io::empty()));
         let fail = FailOnce(self.read_error.take());
@@ -413,6 +414,39 @@ mod tests {
             scan_frame(&undeclared, 2 << 20),
             FrameScan::Whole { .. }
         ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Frames of any content and level, any byte changed, any cut: the same bytes
+        /// as the streaming decoder, and an error exactly when it has one.
+        #[test]
+        fn reads_what_the_streaming_decoder_reads(
+            parts in proptest::collection::vec((0usize..300_000, 1u8..=255, -5i32..=5), 1..4),
+            flip in proptest::option::of((proptest::prelude::any::<usize>(), 1u8..=255)),
+            cut in proptest::option::of(proptest::prelude::any::<usize>()),
+        ) {
+            let mut file = Vec::new();
+            for (len, seed, level) in &parts {
+                let data = sample(*len, *seed);
+                file.extend(zstd::encode_all(&data[..], *level).expect("compress"));
+            }
+            if let Some((at, x)) = flip {
+                let at = 4 + at % (file.len() - 4);
+                file[at] ^= x;
+            }
+            if let Some(c) = cut {
+                file.truncate(4 + c % (file.len() - 3));
+            }
+            let f = WholeFrames::new(Box::new(Cursor::new(file.clone()))).unwrap();
+            let (data, _, err) = all_chunks(f);
+            let mut streamed = Vec::new();
+            let expected = zstd::stream::read::Decoder::new(Cursor::new(file))
+                .and_then(|mut d| d.read_to_end(&mut streamed));
+            proptest::prop_assert_eq!(data, streamed);
+            proptest::prop_assert_eq!(err.is_some(), expected.is_err());
+        }
     }
 
     #[test]
