@@ -1,8 +1,8 @@
 //! Input read in chunks that callers can share: a packet's data is handed on as a
 //! reference into the chunk it lies in, never copied. The chunks are read either on
 //! the caller's thread when the parser needs the next one, or ahead of the parser on a
-//! thread of its own, so that the source's `read()` (the kernel's copy out of the page
-//! cache, or decompression) runs beside it.
+//! thread of its own, so that decompression runs beside it. A chunk is a fixed amount
+//! of a byte stream, or one whole zstd frame ([`WholeFrames`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
