@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,8 +20,8 @@ pub const EXIT_INPUT_DAMAGED: u8 = 3;
 /// Runs the analysis and writes the report to stdout or `--output`; returns the exit
 /// status: 0, or [`EXIT_INPUT_DAMAGED`].
 pub fn run(args: AnalyzeArgs) -> Result<u8> {
-    let sizes: Vec<u64> = args
-        .files
+    let files = inputs(&args.files)?;
+    let sizes: Vec<u64> = files
         .iter()
         .map(|f| {
             std::fs::metadata(f)
@@ -52,7 +53,7 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
         without_headers: kind != Kind::Transactions(Format::Har),
     };
     if let Some(p) = &args.output {
-        if let Some(input) = args.files.iter().find(|f| same_file(f, p)) {
+        if let Some(input) = files.iter().find(|f| same_file(f, p)) {
             bail!(
                 "-o {} is the input {}: refusing to overwrite a capture",
                 p.display(),
@@ -68,7 +69,7 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
     };
     let mut report = ReportWriter::new(kind, &mut out).context("writing the report")?;
     let result = l7rec_analyzer::analyze_with(
-        &args.files,
+        &files,
         &opts,
         &|file, bytes| {
             if let Some(b) = &bar {
@@ -112,6 +113,33 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
     } else {
         EXIT_INPUT_DAMAGED
     })
+}
+
+/// The files to read: `-` is standard input (`tcpdump -w - | l7rec analyze -`,
+/// `ssh host cat cap.pcapng | l7rec analyze -`), opened as `/dev/stdin`, which reads a
+/// pipe and a redirected file alike; messages name it so.
+fn inputs(files: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let stdin = Path::new("-");
+    let from_stdin = files.iter().filter(|f| *f == stdin).count();
+    if from_stdin > 1 {
+        bail!("- (standard input) can be read only once");
+    }
+    if from_stdin == 1 && io::stdin().is_terminal() {
+        bail!(
+            "- reads the capture from standard input, which is a terminal; \
+             pipe or redirect a capture into it (tcpdump -w - ... | l7rec analyze -)"
+        );
+    }
+    Ok(files
+        .iter()
+        .map(|f| {
+            if f == stdin {
+                PathBuf::from("/dev/stdin")
+            } else {
+                f.clone()
+            }
+        })
+        .collect())
 }
 
 /// A byte-based progress bar on stderr when it is a terminal and the input is large.

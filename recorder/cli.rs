@@ -203,10 +203,11 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap or pcapng; plain, zstd or gzip). Several are analyzed one
-    /// after the other into one report, each on its own: a connection that spans two
-    /// files (a rotated capture) is two partial ones; merge such files first
-    /// (mergecap -w all.pcapng a b).
+    /// Capture files (pcap or pcapng; plain, zstd or gzip); `-` reads standard input
+    /// (`tcpdump -w - | l7rec analyze -`). Several are analyzed one after the other
+    /// into one report, each on its own: a connection that spans two files (a rotated
+    /// capture) is two partial ones; merge such files first (mergecap -w all.pcapng a
+    /// b).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Format of the transaction list. Not with --summary, which has one format.
