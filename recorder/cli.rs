@@ -109,8 +109,9 @@ pub struct RecordArgs {
     /// recording starts).
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
-    /// Only attribute syscalls of processes with this name (as in /proc/PID/comm).
-    #[arg(long, value_name = "NAME")]
+    /// Only attribute syscalls of processes with this name (as in /proc/PID/comm; the
+    /// kernel keeps 15 bytes of it, so a longer NAME is compared on those).
+    #[arg(long, value_name = "NAME", value_parser = parse_comm)]
     pub comm: Option<String>,
     /// Bytes kept per packet: 64 (TCP/IP headers) to 262144, the largest that pcap
     /// readers accept and the default (as tcpdump's).
@@ -234,6 +235,15 @@ pub const MAX_SNAPLEN: u32 = 262_144;
 
 /// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds; 0 is refused (it
 /// would stop before anything is recorded).
+/// `--comm`: a process name. Empty (an unset shell variable) would match nothing the
+/// user meant; refused rather than taken as "every process".
+fn parse_comm(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a process name is needed (as in /proc/PID/comm)".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -297,6 +307,18 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_empty_process_name_is_refused() {
+        use clap::Parser;
+        let parse =
+            |name: &str| Cli::try_parse_from(["l7rec", "record", "-o", "f", "--comm", name]);
+        assert!(
+            parse("").is_err(),
+            "an unset variable must not mean every process"
+        );
+        assert!(parse("nginx").is_ok());
     }
 
     #[test]
