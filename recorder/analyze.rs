@@ -52,7 +52,12 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
         threads: args.threads.map(NonZeroUsize::get),
         without_headers: kind != Kind::Transactions(Format::Har),
     };
-    if let Some(p) = &args.output {
+    // `-o -` is standard output, as for `record`.
+    let output = args
+        .output
+        .as_ref()
+        .filter(|p| p.as_path() != Path::new("-"));
+    if let Some(p) = output {
         if let Some(input) = files.iter().find(|f| same_file(f, p)) {
             bail!(
                 "-o {} is the input {}: refusing to overwrite a capture",
@@ -61,7 +66,7 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
             );
         }
     }
-    let mut out: Box<dyn Write> = match &args.output {
+    let mut out: Box<dyn Write> = match output {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),

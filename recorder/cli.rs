@@ -220,7 +220,7 @@ pub struct AnalyzeArgs {
     // summary, which a script expecting JSON only found out by failing to parse it.
     #[arg(long, conflicts_with = "format")]
     pub summary: bool,
-    /// Write the report here instead of stdout.
+    /// Write the report here instead of stdout (`-` is stdout).
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// Threads in all (default: one per core). With 2 or more, reading, parsing,

@@ -1,5 +1,6 @@
 //! `l7rec analyze -` reads the capture from standard input: a pipe gives the same
-//! report as the file, compressed or not; `-` twice is refused.
+//! report as the file, compressed or not; `-` twice is refused. `-o -` writes the
+//! report to standard output, as `record -o -` writes the capture there.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -55,4 +56,19 @@ fn standard_input_is_read_once() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("can be read only once"), "{stderr}");
+}
+
+#[test]
+fn dash_output_is_standard_output() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/http/keepalive.pcap");
+    let plain = analyze(&["--format", "csv", path], None);
+    let out = Command::new(env!("CARGO_BIN_EXE_l7rec"))
+        .current_dir(dir.path())
+        .args(["analyze", "--format", "csv", "-o", "-", path])
+        .output()
+        .expect("l7rec runs");
+    assert!(out.status.success());
+    assert_eq!(out.stdout, plain.stdout);
+    assert!(!dir.path().join("-").exists(), "no file named -");
 }
