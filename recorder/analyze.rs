@@ -73,6 +73,7 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
     let mut report = ReportWriter::new(kind, &mut out).context("writing the report")?;
+    let mut rows = 0usize;
     let result = l7rec_analyzer::analyze_with(
         &files,
         &opts,
@@ -81,7 +82,10 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
                 b.set_position(done_before[file] + bytes);
             }
         },
-        &mut |batch| report.write(&batch),
+        &mut |batch| {
+            rows += batch.len();
+            report.write(&batch)
+        },
     );
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -110,6 +114,12 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
     match report.finish(&outcome) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         other => other.context("writing the report")?,
+    }
+    // An empty list says nothing about why (unless a warning above did); the summary
+    // shows its totals itself.
+    let warned = !outcome.unsupported_links.is_empty() || !outcome.read_errors.is_empty();
+    if rows == 0 && kind != Kind::Summary && !warned {
+        eprintln!("l7rec: note: {}", why_empty(&outcome.totals));
     }
     // After the report, so a script gets both the rows and a status that says they
     // may be incomplete.
@@ -145,6 +155,24 @@ fn inputs(files: &[PathBuf]) -> Result<Vec<PathBuf>> {
             }
         })
         .collect())
+}
+
+/// Why a transaction list came out empty, from what was read.
+fn why_empty(t: &l7rec_analyzer::Totals) -> String {
+    let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match (t.read.packets, t.flows.flows) {
+        (0, _) => "no packets in the input, so no transactions".to_owned(),
+        (p, 0) => format!(
+            "no transactions: no TCP over IPv4/IPv6 in {}",
+            count(p, "packet")
+        ),
+        (p, f) => format!(
+            "no HTTP/1.x transactions in {} ({}); HTTP/2, TLS ciphertext (record it with \
+             --tls for its plaintext) and other protocols are not decoded",
+            count(f, "TCP connection"),
+            count(p, "packet")
+        ),
+    }
 }
 
 /// A byte-based progress bar on stderr when it is a terminal and the input is large.

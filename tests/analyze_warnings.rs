@@ -1,6 +1,7 @@
 //! `l7rec analyze` warnings and exit status on captures it cannot fully use: a link
 //! type it does not decode (an empty report, so stderr must say why; status 0, the
-//! capture was read) and a capture cut short (status 3, a partial report).
+//! capture was read), a capture without HTTP (a note says what was there instead) and
+//! a capture cut short (status 3, a partial report).
 
 use std::io::Write;
 use std::path::Path;
@@ -37,6 +38,60 @@ fn unsupported_link_type_is_a_warning_not_silence() {
         path.display()
     );
     assert_eq!(stderr, want);
+}
+
+/// One Ethernet/IPv4/TCP packet from port 40000 to 22 carrying `payload`, as a pcap.
+fn one_tcp_packet_pcap(payload: &[u8]) -> Vec<u8> {
+    let mut pcap = Vec::new();
+    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    pcap.extend_from_slice(&2u16.to_le_bytes());
+    pcap.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65_535, 1] {
+        pcap.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut frame = vec![0u8; 12];
+    frame.extend_from_slice(&[0x08, 0x00]);
+    let ip_len = (20 + 20 + payload.len()) as u16;
+    frame.extend_from_slice(&[0x45, 0]);
+    frame.extend_from_slice(&ip_len.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+    frame.extend_from_slice(&40000u16.to_be_bytes());
+    frame.extend_from_slice(&22u16.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    frame.extend_from_slice(payload);
+    for v in [1_700_000_000u32, 0, frame.len() as u32, frame.len() as u32] {
+        pcap.extend_from_slice(&v.to_le_bytes());
+    }
+    pcap.extend_from_slice(&frame);
+    pcap
+}
+
+#[test]
+fn a_capture_without_http_says_what_it_held() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ssh.pcap");
+    std::fs::write(&path, one_tcp_packet_pcap(b"SSH-2.0-OpenSSH_9.2\r\n")).expect("pcap written");
+    let out = analyze_json(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(out.stdout.is_empty(), "no rows");
+    assert_eq!(
+        stderr,
+        "l7rec: note: no HTTP/1.x transactions in 1 TCP connection (1 packet); HTTP/2, TLS \
+         ciphertext (record it with --tls for its plaintext) and other protocols are not \
+         decoded\n"
+    );
+    // --summary shows its totals itself: no note.
+    let summary = Command::new(env!("CARGO_BIN_EXE_l7rec"))
+        .args(["analyze", "--summary"])
+        .arg(&path)
+        .output()
+        .expect("l7rec runs");
+    assert!(
+        summary.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&summary.stderr)
+    );
 }
 
 /// A capture cut short (a recorder killed, a copy interrupted) still gives the report
