@@ -59,7 +59,8 @@ pub enum Command {
     /// direction, however damaged the rest (it is then reported, flagged malformed,
     /// gap, midstream... as needed). Connections that never show one (TLS, SSH,
     /// databases, other protocols) give no rows; --summary counts them among the TCP
-    /// connections, not those "with HTTP".
+    /// connections, not those "with HTTP", and an empty list comes with a note on
+    /// stderr saying what the capture held instead.
     ///
     /// Rows stream out as their connections end, so memory stays bounded however
     /// large the capture: each connection's rows are in order, and each batch is
@@ -72,6 +73,7 @@ pub enum Command {
     ///   l7rec analyze cap.pcapng --format json | jq .uri
     ///   l7rec analyze cap.pcapng --summary
     ///   l7rec analyze cap.pcapng --format har -o cap.har
+    ///   tcpdump -i eth0 -w - port 80 | l7rec analyze -
     ///
     /// Exit status:
     ///   0        every file was read to its end (or, compressed, to where it stops
