@@ -11,26 +11,10 @@ use std::process::Command;
 fn unsupported_link_type_is_a_warning_not_silence() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("wifi.pcap");
-    // Legacy pcap, link type 105 (IEEE 802.11), two 10-byte frames.
-    let mut pcap = Vec::new();
-    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    pcap.extend_from_slice(&2u16.to_le_bytes());
-    pcap.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0u32, 0, 65_535, 105] {
-        pcap.extend_from_slice(&v.to_le_bytes());
-    }
-    for i in 0..2u32 {
-        for v in [1_700_000_000 + i, 0, 10, 10] {
-            pcap.extend_from_slice(&v.to_le_bytes());
-        }
-        pcap.extend_from_slice(&[0x08, 0x02, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-    }
-    std::fs::write(&path, pcap).expect("pcap written");
-    let out = Command::new(env!("CARGO_BIN_EXE_l7rec"))
-        .args(["analyze", "--threads", "1"])
-        .arg(&path)
-        .output()
-        .expect("l7rec runs");
+    // Link type 105 (IEEE 802.11), two 10-byte frames.
+    let frame = [0x08, 0x02, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+    std::fs::write(&path, pcap_of(105, &[&frame, &frame])).expect("pcap written");
+    let out = analyze(&["--threads", "1"], &path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     let want = format!(
@@ -40,15 +24,27 @@ fn unsupported_link_type_is_a_warning_not_silence() {
     assert_eq!(stderr, want);
 }
 
-/// One Ethernet/IPv4/TCP packet from port 40000 to 22 carrying `payload`, as a pcap.
-fn one_tcp_packet_pcap(payload: &[u8]) -> Vec<u8> {
+/// A legacy pcap (µs, little-endian) of link type `linktype` holding `frames`, one
+/// second apart.
+fn pcap_of(linktype: u32, frames: &[&[u8]]) -> Vec<u8> {
     let mut pcap = Vec::new();
     pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     pcap.extend_from_slice(&2u16.to_le_bytes());
     pcap.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0u32, 0, 65_535, 1] {
+    for v in [0u32, 0, 65_535, linktype] {
         pcap.extend_from_slice(&v.to_le_bytes());
     }
+    for (i, frame) in (0u32..).zip(frames) {
+        for v in [1_700_000_000 + i, 0, frame.len() as u32, frame.len() as u32] {
+            pcap.extend_from_slice(&v.to_le_bytes());
+        }
+        pcap.extend_from_slice(frame);
+    }
+    pcap
+}
+
+/// One Ethernet/IPv4/TCP packet from port 40000 to 22 carrying `payload`, as a pcap.
+fn one_tcp_packet_pcap(payload: &[u8]) -> Vec<u8> {
     let mut frame = vec![0u8; 12];
     frame.extend_from_slice(&[0x08, 0x00]);
     let ip_len = (20 + 20 + payload.len()) as u16;
@@ -59,11 +55,7 @@ fn one_tcp_packet_pcap(payload: &[u8]) -> Vec<u8> {
     frame.extend_from_slice(&22u16.to_be_bytes());
     frame.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
     frame.extend_from_slice(payload);
-    for v in [1_700_000_000u32, 0, frame.len() as u32, frame.len() as u32] {
-        pcap.extend_from_slice(&v.to_le_bytes());
-    }
-    pcap.extend_from_slice(&frame);
-    pcap
+    pcap_of(1, &[&frame])
 }
 
 #[test]
@@ -71,7 +63,7 @@ fn a_capture_without_http_says_what_it_held() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("ssh.pcap");
     std::fs::write(&path, one_tcp_packet_pcap(b"SSH-2.0-OpenSSH_9.2\r\n")).expect("pcap written");
-    let out = analyze_json(&path);
+    let out = analyze(&["--format", "json"], &path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(out.stdout.is_empty(), "no rows");
@@ -82,11 +74,7 @@ fn a_capture_without_http_says_what_it_held() {
          decoded\n"
     );
     // --summary shows its totals itself: no note.
-    let summary = Command::new(env!("CARGO_BIN_EXE_l7rec"))
-        .args(["analyze", "--summary"])
-        .arg(&path)
-        .output()
-        .expect("l7rec runs");
+    let summary = analyze(&["--summary"], &path);
     assert!(
         summary.stderr.is_empty(),
         "{}",
@@ -124,11 +112,11 @@ fn a_cut_capture_reports_what_came_before_and_exits_3() {
         let len = (whole.len() as f64 * keep) as usize;
         std::fs::write(&cut, &whole[..len]).expect("cut copy written");
 
-        let full = analyze_json(path);
+        let full = analyze(&["--format", "json"], path);
         assert_eq!(full.status.code(), Some(0), "{fixture}: {full:?}");
         assert!(full.stderr.is_empty(), "{fixture}: {full:?}");
 
-        let partial = analyze_json(&cut);
+        let partial = analyze(&["--format", "json"], &cut);
         let stderr = String::from_utf8_lossy(&partial.stderr);
         assert_eq!(partial.status.code(), Some(3), "{fixture}: {stderr}");
         assert!(
@@ -140,9 +128,11 @@ fn a_cut_capture_reports_what_came_before_and_exits_3() {
     }
 }
 
-fn analyze_json(path: &Path) -> std::process::Output {
+/// `l7rec analyze ARGS PATH`.
+fn analyze(args: &[&str], path: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_l7rec"))
-        .args(["analyze", "--format", "json"])
+        .arg("analyze")
+        .args(args)
         .arg(path)
         .output()
         .expect("l7rec runs")

@@ -226,7 +226,8 @@ fn deliver(
 /// otherwise a read-ahead thread decompresses (compressed files only), a parsing
 /// thread reads and fills rounds, `threads - 1` workers process them one after another
 /// (one thread of its own for two threads, a rayon pool beyond), and the calling
-/// thread delivers each processed round. Segments refer to the reader's chunks instead of copies.
+/// thread delivers each processed round. Segments refer to the reader's chunks
+/// instead of copies.
 /// `on_progress(bytes_read)` is called per round.
 pub fn analyze_file(
     path: &Path,
