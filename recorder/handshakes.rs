@@ -111,10 +111,16 @@ mod tests {
         }
     }
 
+    fn client_and_server() -> (SocketAddr, SocketAddr) {
+        (
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:80".parse().unwrap(),
+        )
+    }
+
     #[test]
     fn released_in_order_for_either_direction() {
-        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let (a, b) = client_and_server();
         let mut h = Handshakes::default();
         h.hold(a, b, frame(1));
         h.hold(b, a, frame(2));
@@ -129,8 +135,7 @@ mod tests {
 
     #[test]
     fn a_connection_held_again_outlives_its_stale_queue_entry() {
-        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let (a, b) = client_and_server();
         let mut h = Handshakes::default();
         h.hold(a, b, frame(1));
         assert!(h.release(b, a).is_some());
