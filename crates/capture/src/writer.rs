@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::pcapng::*;
 use crate::record::{encode_records, Record};
 use crate::types::{Direction, Interface, InterfaceStats};
-use crate::zstd_frames::{ZstdFrames, FRAME_END};
+use crate::zstd_frames::{Tables, ZstdFrames, FRAME_END};
 
 /// How the output stream is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,15 @@ pub enum Compression {
         /// zstd compression level.
         level: i32,
     },
+    /// What `l7rec record` writes: zstd level -1 with a hash table of 2^11 entries and
+    /// 5-byte minimum matches, cheap to bring back into the cache in each burst of a
+    /// live capture (about 5 % of a plain pcap on HTTP traffic).
+    ZstdLive,
 }
+
+/// The level of [`Compression::ZstdLive`]: on HTTP captures it compresses as well as
+/// level 1 with ~20 % less zstd time.
+const ZSTD_LIVE_LEVEL: i32 = -1;
 
 /// Options of a [`CaptureWriter`].
 #[derive(Debug, Clone)]
@@ -159,7 +167,12 @@ impl<W: Write> CaptureWriter<W> {
                 out: buffered,
                 block: Vec::with_capacity(64 * 1024),
             },
-            Compression::Zstd { level } => Sink::Zstd(ZstdFrames::new(buffered, level)?),
+            Compression::Zstd { level } => {
+                Sink::Zstd(ZstdFrames::new(buffered, level, Tables::Default)?)
+            }
+            Compression::ZstdLive => {
+                Sink::Zstd(ZstdFrames::new(buffered, ZSTD_LIVE_LEVEL, Tables::Small)?)
+            }
         };
         let mut w = CaptureWriter {
             sink,

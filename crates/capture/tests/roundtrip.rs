@@ -40,6 +40,14 @@ fn zstd_round_trip() {
     check_full(&read_all(bytes));
 }
 
+/// What `l7rec record` writes reads back whole, like any zstd level.
+#[test]
+fn live_zstd_round_trip() {
+    let bytes = write_sample(Compression::ZstdLive, true);
+    assert_eq!(&bytes[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+    check_full(&read_all(bytes));
+}
+
 #[test]
 fn zstd_flushed_but_unfinished_reads_everything_flushed() {
     let bytes = write_sample(Compression::Zstd { level: 3 }, false);

@@ -108,6 +108,11 @@ fn tshark_reads_zstd() {
 }
 
 #[test]
+fn tshark_reads_live_zstd() {
+    check(&write_sample(Compression::ZstdLive, true));
+}
+
+#[test]
 fn tshark_reads_flushed_unfinished_zstd() {
     check(&write_sample(Compression::Zstd { level: 3 }, false));
 }
