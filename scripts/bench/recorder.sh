@@ -227,6 +227,9 @@ for c in "${NAMES[@]}"; do
     echo "$c drops (per round): packets [${V[$c:drops]} ], syscall events [${V[$c:sysdrops]} ]   (target 0)"
     echo "$c completeness (per round, % of wrk's requests found with status 200): [${V[$c:complete]} ]   (target 100)"
 done
+for c in "${NAMES[@]}" tcpdump; do
+    echo "$c capturer CPU us/request (per round): [${V[$c:cpureq]} ]"
+done
 [ -z "$FLOOR" ] || echo "floor throughput / none: $(fmt 3 "$(med floor:ratio)")   (per round: [${V[floor:ratio]} ])"
 printf 'per round requests/s:'
 for c in none "${NAMES[@]}" tcpdump ${FLOOR:+floor}; do printf ' %s [%s ]' "$c" "${V[$c:rps]}"; done
