@@ -3,6 +3,7 @@
 
 use foldhash::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use l7rec_capture::{ConnectionInfo, ProcessInfo, Role};
 
@@ -22,7 +23,7 @@ struct Ownership {
 pub struct Attribution {
     /// (local, remote) → sockets that had that 4-tuple.
     sockets: HashMap<(SocketAddr, SocketAddr), Vec<Ownership>>,
-    comms: HashMap<u32, String>,
+    comms: HashMap<u32, Arc<str>>,
 }
 
 /// IPv4-mapped IPv6 addresses (from dual-stack sockets) compare as IPv4.
@@ -38,7 +39,7 @@ impl Attribution {
 
     /// Adds a process description (the latest one for a pid wins: exec renames).
     pub fn add_process(&mut self, p: &ProcessInfo) {
-        self.comms.insert(p.pid, p.comm.clone());
+        self.comms.insert(p.pid, Arc::from(p.comm.as_str()));
     }
 
     /// Adds a connection open or close record.

@@ -515,7 +515,7 @@ mod tests {
             let mut t = sample_tx("GET", Some(&comm), &uri);
             t.reason = Some(reason);
             t.resp_first_ns = Some(latency);
-            t.client_process = Some(ProcessRef { pid: 1, comm: Some(comm) });
+            t.client_process = Some(ProcessRef { pid: 1, comm: Some(comm.into()) });
             same_json_as_serde(&t);
         }
     }

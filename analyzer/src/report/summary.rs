@@ -19,7 +19,7 @@ pub(super) fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
 
 fn who(addr: std::net::SocketAddr, p: &Option<ProcessRef>, with_port: bool) -> String {
     match p {
-        Some(ProcessRef { comm: Some(c), .. }) => c.clone(),
+        Some(ProcessRef { comm: Some(c), .. }) => c.to_string(),
         _ if with_port => addr.to_string(),
         _ => addr.ip().to_string(),
     }
