@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use l7rec_http::Token;
+
 /// A condition worth knowing about a transaction. Reported as lower-case strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Flag {
@@ -75,17 +77,17 @@ pub struct Transaction {
     /// Server end of the connection.
     pub server: SocketAddr,
     /// Request method.
-    pub method: Option<String>,
+    pub method: Option<Token>,
     /// Host header.
     pub host: Option<String>,
     /// Request target exactly as on the wire.
     pub uri: Option<String>,
     /// Protocol version of the request (or of the response without request).
-    pub version: Option<String>,
+    pub version: Option<Token>,
     /// Final status code.
     pub status: Option<u16>,
     /// Reason phrase of the final response.
-    pub reason: Option<String>,
+    pub reason: Option<Token>,
     /// Request headers in order.
     pub request_headers: Vec<(String, String)>,
     /// Final response headers in order.

@@ -140,7 +140,7 @@ fn l7rec_view(path: &Path, threads: usize) -> (BTreeMap<Conn, Vec<Exchange>>, St
         view.entry((t.client.to_string(), t.server.to_string()))
             .or_default()
             .push((
-                method.clone(),
+                method.to_string(),
                 t.uri.clone().unwrap_or_default(),
                 t.status.map(|s| s.to_string()).unwrap_or_default(),
             ));

@@ -197,7 +197,7 @@ fn only_http_connections_give_rows() {
             .map(|t| {
                 (
                     t.server.port(),
-                    t.method.clone(),
+                    t.method.as_deref().map(str::to_owned),
                     t.uri.clone(),
                     t.status,
                     t.flags

@@ -245,7 +245,7 @@ fn analyze_frames(frames: &[Frame], threads: usize) -> (Vec<Summary>, Vec<Vec<Fl
         .iter()
         .map(|t| {
             (
-                t.method.clone().unwrap_or_default(),
+                t.method.as_deref().unwrap_or_default().to_owned(),
                 t.uri.clone().unwrap_or_default(),
                 t.status.unwrap_or(0),
                 t.req_body_bytes.unwrap_or(u64::MAX),

@@ -439,7 +439,7 @@ pub(crate) fn sample_tx(method: &str, host: Option<&str>, uri: &str) -> Transact
         flow_id: 1,
         client: "10.0.0.1:40000".parse().expect("address"),
         server: "10.0.0.2:8080".parse().expect("address"),
-        method: Some(method.into()),
+        method: Some(method.to_owned().into()),
         host: host.map(Into::into),
         uri: Some(uri.into()),
         version: Some("HTTP/1.1".into()),
@@ -513,7 +513,7 @@ mod tests {
             uri in ".*", reason in ".*", comm in ".*", latency in 0u64..u64::MAX,
         ) {
             let mut t = sample_tx("GET", Some(&comm), &uri);
-            t.reason = Some(reason);
+            t.reason = Some(reason.into());
             t.resp_first_ns = Some(latency);
             t.client_process = Some(ProcessRef { pid: 1, comm: Some(comm.into()) });
             same_json_as_serde(&t);

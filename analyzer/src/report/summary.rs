@@ -55,7 +55,7 @@ impl Summary {
             if let Some(q) = url.find('?') {
                 url.truncate(q);
             }
-            let key = (t.method.clone().unwrap_or_else(|| "-".into()), url);
+            let key = (t.method.as_deref().unwrap_or("-").to_owned(), url);
             let e = self.eps.entry(key).or_default();
             e.count += 1;
             e.errors += u64::from(t.is_error());

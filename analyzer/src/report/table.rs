@@ -52,7 +52,7 @@ fn row(t: &Transaction) -> [String; 12] {
         proc_label(&t.client_process),
         addr(t.server),
         proc_label(&t.server_process),
-        t.method.clone().unwrap_or_else(|| "-".into()),
+        t.method.as_deref().unwrap_or("-").to_owned(),
         opt(t.status),
         ms(t.latency_ns()).map_or("-".into(), |v| format!("{v:.3}")),
         opt(t.req_body_bytes),

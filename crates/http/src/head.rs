@@ -175,12 +175,12 @@ pub(crate) struct Framing {
 /// An owned, parsed message head.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct MsgHead {
-    pub method: Option<String>,
+    pub method: Option<Token>,
     pub target: Option<String>,
     pub target_raw: Option<Vec<u8>>,
-    pub version: Option<String>,
+    pub version: Option<Token>,
     pub status: Option<u16>,
-    pub reason: Option<String>,
+    pub reason: Option<Token>,
     pub host: Option<String>,
     pub headers: Vec<(String, String)>,
     pub framing: Framing,
@@ -198,6 +198,39 @@ fn lossy(b: &[u8], flags: &mut Flags) -> String {
     }
 }
 
+/// A method, version or reason phrase: one of a few values in nearly every message,
+/// so those are shared instead of allocated per message.
+pub type Token = Cow<'static, str>;
+
+/// The common values of [`Token`] fields.
+const COMMON_TOKENS: [&str; 17] = [
+    "GET",
+    "POST",
+    "PUT",
+    "DELETE",
+    "HEAD",
+    "OPTIONS",
+    "PATCH",
+    "HTTP/1.1",
+    "HTTP/1.0",
+    "OK",
+    "Created",
+    "No Content",
+    "Moved Permanently",
+    "Found",
+    "Not Modified",
+    "Not Found",
+    "Internal Server Error",
+];
+
+/// `b` as a [`Token`]: a shared one when it is common, else as [`lossy`] makes it.
+fn token(b: &[u8], flags: &mut Flags) -> Token {
+    match COMMON_TOKENS.iter().find(|t| t.as_bytes() == b) {
+        Some(t) => Cow::Borrowed(t),
+        None => Cow::Owned(lossy(b, flags)),
+    }
+}
+
 impl MsgHead {
     /// Fills the start-line fields.
     pub(crate) fn from_start_line(start: Option<StartLine<'_>>) -> MsgHead {
@@ -208,21 +241,21 @@ impl MsgHead {
                 target,
                 version,
             }) => {
-                m.method = Some(lossy(method, &mut m.flags));
+                m.method = Some(token(method, &mut m.flags));
                 m.target = Some(lossy(target, &mut m.flags));
                 if m.flags.contains(Flags::NON_UTF8) {
                     m.target_raw = Some(target.to_vec());
                 }
-                m.version = Some(lossy(version, &mut m.flags));
+                m.version = Some(token(version, &mut m.flags));
             }
             Some(StartLine::Response {
                 version,
                 status,
                 reason,
             }) => {
-                m.version = Some(lossy(version, &mut m.flags));
+                m.version = Some(token(version, &mut m.flags));
                 m.status = Some(status);
-                m.reason = Some(lossy(reason, &mut m.flags));
+                m.reason = Some(token(reason, &mut m.flags));
             }
             None => m.flags.insert(Flags::MALFORMED),
         }
@@ -299,6 +332,21 @@ pub(crate) fn parse_head(side: Side, head: &[u8], capture_headers: bool) -> MsgH
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_tokens_are_shared_and_the_rest_kept_as_they_came() {
+        let mut flags = Flags::default();
+        assert!(matches!(token(b"GET", &mut flags), Cow::Borrowed("GET")));
+        assert!(matches!(
+            token(b"Not Found", &mut flags),
+            Cow::Borrowed("Not Found")
+        ));
+        assert!(matches!(token(b"get", &mut flags), Cow::Owned(s) if s == "get"));
+        assert!(matches!(token(b"HTTP/1.12", &mut flags), Cow::Owned(s) if s == "HTTP/1.12"));
+        assert!(!flags.contains(Flags::NON_UTF8));
+        assert_eq!(token(b"O\xffK", &mut flags), "O\u{fffd}K");
+        assert!(flags.contains(Flags::NON_UTF8));
+    }
 
     #[test]
     fn start_lines() {

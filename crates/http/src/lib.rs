@@ -89,7 +89,7 @@ mod transaction;
 
 pub use conn::{Config, Connection};
 pub use flags::Flags;
-pub use head::{looks_like_request, looks_like_response};
+pub use head::{looks_like_request, looks_like_response, Token};
 pub use transaction::Transaction;
 
 /// Which end of the connection sent the bytes.

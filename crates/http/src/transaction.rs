@@ -1,6 +1,6 @@
 //! [`Transaction`]: one request/response exchange as reported to the analyzer.
 
-use crate::Flags;
+use crate::{Flags, Token};
 
 /// One HTTP exchange. Fields are `None` (or empty / 0) when the capture did not show them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -8,13 +8,13 @@ pub struct Transaction {
     /// 0-based position of this transaction in its connection (Zeek's `trans_depth` - 1).
     pub index: u32,
     /// Request method, e.g. `GET`.
-    pub method: Option<String>,
+    pub method: Option<Token>,
     /// Request-target exactly as on the wire (lossy UTF-8; see [`Transaction::uri_raw`]).
     pub uri: Option<String>,
     /// The raw request-target bytes, only when they are not valid UTF-8.
     pub uri_raw: Option<Vec<u8>>,
     /// Request version as on the wire, e.g. `HTTP/1.1`.
-    pub version: Option<String>,
+    pub version: Option<Token>,
     /// Value of the request's first `Host` header.
     pub host: Option<String>,
     /// Request headers in wire order (empty when header capture is off).
@@ -28,9 +28,9 @@ pub struct Transaction {
     /// Final (non-1xx) response status code.
     pub status: Option<u16>,
     /// Final response reason phrase (lossy UTF-8).
-    pub reason: Option<String>,
+    pub reason: Option<Token>,
     /// Response version as on the wire.
-    pub resp_version: Option<String>,
+    pub resp_version: Option<Token>,
     /// Final response headers in wire order (empty when header capture is off).
     pub response_headers: Vec<(String, String)>,
     /// Decoded response body length (chunked framing excluded, gap bytes included).
