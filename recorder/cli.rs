@@ -235,8 +235,6 @@ pub struct AnalyzeArgs {
 /// packets as corrupt.
 pub const MAX_SNAPLEN: u32 = 262_144;
 
-/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds; 0 is refused (it
-/// would stop before anything is recorded).
 /// `--comm`: a process name. Empty (an unset shell variable) would match nothing the
 /// user meant; refused rather than taken as "every process".
 fn parse_comm(s: &str) -> Result<String, String> {
@@ -246,6 +244,8 @@ fn parse_comm(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds; 0 is refused (it
+/// would stop before anything is recorded).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s

@@ -236,11 +236,13 @@ impl JsonRow<'_> {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":");
         }
-        fn display(out: &mut Vec<u8>, name: &str, v: impl fmt::Display) -> io::Result<()> {
+        fn display(out: &mut Vec<u8>, v: Option<impl fmt::Display>) -> io::Result<()> {
             // Timestamps and socket addresses: digits, letters and punctuation that
             // JSON strings take as they are.
-            key(out, name);
-            write!(out, "\"{v}\"")
+            match v {
+                Some(v) => write!(out, "\"{v}\""),
+                None => out.write_all(b"null"),
+            }
         }
         fn text(out: &mut Vec<u8>, name: &str, v: Option<&str>) -> io::Result<()> {
             key(out, name);
@@ -261,12 +263,12 @@ impl JsonRow<'_> {
             key(out, name);
             Ok(serde_json::to_writer(&mut *out, &v)?)
         }
-        match &self.ts {
-            Some(ts) => write!(out, "{{\"ts\":\"{ts}\"")?,
-            None => out.extend_from_slice(b"{\"ts\":null"),
-        }
-        display(out, "client", &self.client)?;
-        display(out, "server", &self.server)?;
+        out.extend_from_slice(b"{\"ts\":");
+        display(out, self.ts.as_ref())?;
+        key(out, "client");
+        display(out, Some(&self.client))?;
+        key(out, "server");
+        display(out, Some(&self.server))?;
         text(out, "method", self.method)?;
         text(out, "host", self.host)?;
         text(out, "uri", self.uri)?;
