@@ -149,19 +149,69 @@ pub fn rfc3339_ns(ns: u64) -> String {
 /// Displays ns since the Unix epoch as [`rfc3339_ns`] does, without a `String`.
 struct Rfc3339(u64);
 
-impl fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Rfc3339 {
+    /// Bytes of the text: always 30, since ns in a `u64` end in the year 2554.
+    fn bytes(&self) -> [u8; 30] {
         let secs = self.0 / 1_000_000_000;
-        let frac = self.0 % 1_000_000_000;
         let (days, sod) = (secs / 86_400, secs % 86_400);
         let (y, m, d) = civil_from_days(days as i64);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
-            sod / 3600,
-            sod / 60 % 60,
-            sod % 60
-        )
+        let mut b = *b"0000-00-00T00:00:00.000000000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y.unsigned_abs());
+        put(5, 2, m.into());
+        put(8, 2, d.into());
+        put(11, 2, sod / 3600);
+        put(14, 2, sod / 60 % 60);
+        put(17, 2, sod % 60);
+        put(20, 9, self.0 % 1_000_000_000);
+        b
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.bytes();
+        // Only ASCII digits and punctuation were written.
+        f.write_str(std::str::from_utf8(&b).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Appends `v` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends `a` as its `Display` does: `10.0.0.1:80`, `[::1]:80`.
+fn push_addr(out: &mut Vec<u8>, a: &std::net::SocketAddr) -> io::Result<()> {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(out, o.into());
+            }
+            out.push(b':');
+            push_decimal(out, v4.port().into());
+            Ok(())
+        }
+        // Rarer, and with zero compression and scope ids to get right: std does it.
+        std::net::SocketAddr::V6(v6) => write!(out, "{v6}"),
     }
 }
 
@@ -236,13 +286,14 @@ impl JsonRow<'_> {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":");
         }
-        fn display(out: &mut Vec<u8>, v: Option<impl fmt::Display>) -> io::Result<()> {
-            // Timestamps and socket addresses: digits, letters and punctuation that
-            // JSON strings take as they are.
-            match v {
-                Some(v) => write!(out, "\"{v}\""),
-                None => out.write_all(b"null"),
-            }
+        // Timestamps and socket addresses: digits, letters and punctuation that JSON
+        // strings take as they are.
+        fn addr(out: &mut Vec<u8>, name: &str, a: &AsStr<std::net::SocketAddr>) -> io::Result<()> {
+            key(out, name);
+            out.push(b'"');
+            push_addr(out, &a.0)?;
+            out.push(b'"');
+            Ok(())
         }
         fn text(out: &mut Vec<u8>, name: &str, v: Option<&str>) -> io::Result<()> {
             key(out, name);
@@ -259,29 +310,41 @@ impl JsonRow<'_> {
                 _ => Ok(serde_json::to_writer(&mut *out, &v)?),
             }
         }
-        fn number(out: &mut Vec<u8>, name: &str, v: Option<impl Serialize>) -> io::Result<()> {
+        fn integer(out: &mut Vec<u8>, name: &str, v: Option<impl Into<u64>>) {
+            key(out, name);
+            match v {
+                Some(v) => push_decimal(out, v.into()),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        fn float(out: &mut Vec<u8>, name: &str, v: Option<f64>) -> io::Result<()> {
             key(out, name);
             Ok(serde_json::to_writer(&mut *out, &v)?)
         }
         out.extend_from_slice(b"{\"ts\":");
-        display(out, self.ts.as_ref())?;
-        key(out, "client");
-        display(out, Some(&self.client))?;
-        key(out, "server");
-        display(out, Some(&self.server))?;
+        match &self.ts {
+            Some(ts) => {
+                out.push(b'"');
+                out.extend_from_slice(&ts.0.bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        addr(out, "client", &self.client)?;
+        addr(out, "server", &self.server)?;
         text(out, "method", self.method)?;
         text(out, "host", self.host)?;
         text(out, "uri", self.uri)?;
         text(out, "version", self.version)?;
-        number(out, "status", self.status)?;
+        integer(out, "status", self.status);
         text(out, "reason", self.reason)?;
-        number(out, "req_body_bytes", self.req_body_bytes)?;
-        number(out, "resp_body_bytes", self.resp_body_bytes)?;
-        number(out, "latency_ms", self.latency_ms)?;
-        number(out, "duration_ms", self.duration_ms)?;
-        number(out, "client_pid", self.client_pid)?;
+        integer(out, "req_body_bytes", self.req_body_bytes);
+        integer(out, "resp_body_bytes", self.resp_body_bytes);
+        float(out, "latency_ms", self.latency_ms)?;
+        float(out, "duration_ms", self.duration_ms)?;
+        integer(out, "client_pid", self.client_pid);
         text(out, "client_comm", self.client_comm)?;
-        number(out, "server_pid", self.server_pid)?;
+        integer(out, "server_pid", self.server_pid);
         text(out, "server_comm", self.server_comm)?;
         key(out, "flags");
         out.push(b'[');
@@ -509,6 +572,20 @@ mod tests {
         same_json_as_serde(&t);
     }
 
+    /// Any IPv4 or IPv6 socket address (with flow labels and scope ids).
+    fn any_addr() -> impl proptest::strategy::Strategy<Value = std::net::SocketAddr> {
+        use proptest::prelude::*;
+        use std::net::{SocketAddrV4, SocketAddrV6};
+        prop_oneof![
+            any::<([u8; 4], u16)>()
+                .prop_map(|(ip, port)| SocketAddrV4::new(ip.into(), port).into()),
+            any::<([u16; 8], u16, u32, u32)>().prop_map(|(ip, port, flow, scope)| {
+                let ip = std::net::Ipv6Addr::from(ip);
+                SocketAddrV6::new(ip, port, flow, scope).into()
+            }),
+        ]
+    }
+
     proptest::proptest! {
         #[test]
         fn json_rows_match_serde_json_for_any_strings(
@@ -520,11 +597,35 @@ mod tests {
             t.client_process = Some(ProcessRef { pid: 1, comm: Some(comm.into()) });
             same_json_as_serde(&t);
         }
+
+        #[test]
+        fn json_rows_match_serde_json_for_any_numbers(
+            ts: u64, client in any_addr(), server in any_addr(), status: Option<u16>,
+            sizes: (Option<u64>, Option<u64>), pids: (u32, u32),
+        ) {
+            let mut t = sample_tx("GET", None, "/");
+            t.req_first_ns = Some(ts);
+            t.resp_first_ns = ts.checked_add(1);
+            (t.client, t.server) = (client, server);
+            t.status = status;
+            (t.req_body_bytes, t.resp_body_bytes) = sizes;
+            t.client_process = Some(ProcessRef { pid: pids.0, comm: None });
+            t.server_process = Some(ProcessRef { pid: pids.1, comm: None });
+            same_json_as_serde(&t);
+            // The timestamp's digits, against the format string they replace.
+            let (secs, frac) = (ts / 1_000_000_000, ts % 1_000_000_000);
+            let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+            let sod = secs % 86_400;
+            let (h, mi, s) = (sod / 3600, sod / 60 % 60, sod % 60);
+            let want = format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:09}Z");
+            proptest::prop_assert_eq!(rfc3339_ns(ts), want);
+        }
     }
 
     #[test]
     fn rfc3339_with_nanoseconds() {
         assert_eq!(rfc3339_ns(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339_ns(u64::MAX), "2554-07-21T23:34:33.709551615Z");
         assert_eq!(
             rfc3339_ns(1_764_072_000_123_456_789),
             "2025-11-25T12:00:00.123456789Z"
