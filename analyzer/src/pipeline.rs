@@ -7,10 +7,11 @@
 //! lies in, not a copy). Full rounds of batches go through a bounded channel
 //! to the thread that processes them (with three threads or more, a rayon pool that
 //! runs the shards in parallel); a connection always lives in the same shard, so
-//! shards never share state. The transactions of connections that ended in a round are
-//! attributed to processes, sorted by start time and handed to the caller's sink (with
-//! a pool, while the next round is processed): memory is bounded by a few rounds in
-//! flight plus the open connections' own buffers, whatever the size of the file.
+//! shards never share state. The transactions of connections that ended in a round go
+//! back to the reading thread, which attributes them to processes, sorts them by start
+//! time and passes them to the caller's sink between rounds: memory is bounded by a
+//! few rounds in flight plus the open connections' own buffers, whatever the size of
+//! the file.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -18,7 +19,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, TrySendError};
 use std::sync::Arc;
 
 use l7rec_capture::{
@@ -41,12 +42,8 @@ pub type Sink<'a> = dyn FnMut(Vec<Transaction>) -> io::Result<()> + 'a;
 const ROUND_BYTES: usize = 1 << 20;
 /// Segments per round before it is handed to the workers (rounds of small packets).
 const ROUND_SEGMENTS: usize = 16 * 1024;
-/// Full rounds queued for processing, and processed ones queued for delivery.
+/// Full rounds queued for processing.
 const ROUND_QUEUE: usize = 2;
-/// Rounds that can exist at once (both queues full, one round being filled, one
-/// processed, one delivered): emptied rounds wait for reuse in a queue this deep, so
-/// the parser never allocates a new round while an old one is being dropped.
-const ROUNDS_IN_FLIGHT: usize = 2 * ROUND_QUEUE + 3;
 /// Shards per worker thread: more shards than threads evens out uneven connections.
 const SHARDS_PER_THREAD: usize = 8;
 
@@ -295,12 +292,12 @@ impl Delivery {
 /// Analyzes one capture file with `threads` threads, handing transactions to `sink` as
 /// their connections end. Flow ids are offset by `flow_base`. With one thread, reading
 /// and processing take turns on the calling thread (a truly single-threaded analysis).
-/// With two, a parsing thread reads (and decompresses) the file and fills rounds, and
-/// the calling thread processes and delivers each round. With more, a read-ahead
-/// thread decompresses (compressed files only), a parsing thread fills rounds,
-/// `threads - 1` workers (a rayon pool) process them one after another on a thread of
-/// their own, and the calling thread delivers each processed round. Segments refer to
-/// the reader's chunks instead of copies.
+/// With two on a compressed file, a parsing thread decompresses and fills rounds, and
+/// the calling thread processes and delivers them. Otherwise the calling thread reads
+/// rounds and delivers them while `threads - 1` workers (one thread, or a rayon pool)
+/// process them, one after another, on a thread of their own; with a pool, a
+/// read-ahead thread decompresses a compressed file. Segments refer to the reader's
+/// chunks instead of copies.
 /// `on_progress(bytes_read)` is called per round.
 pub fn analyze_file(
     path: &Path,
@@ -319,13 +316,12 @@ pub fn analyze_file(
         inner: file,
         count: count.clone(),
     };
-    let inline = threads <= 1;
     // With a pool, decompression runs on a thread of its own beside the parser (it
     // would make the parser the pipeline's bottleneck); a plain file's read() stays on
     // the parser's core, where it leaves the data in cache. With two threads the
-    // parser decompresses too, parsing each frame while it is in cache, and the other
-    // thread processes: decompressing on a third thread cost 13 % more CPU and was 7 %
-    // slower (two CPUs shared three ways).
+    // parser decompresses too, parsing each frame while it is in cache: decompressing
+    // on a third thread cost 13 % more CPU and was 7 % slower (two CPUs shared three
+    // ways).
     let reader = if threads <= 2 {
         CaptureReader::new(input)
     } else {
@@ -335,7 +331,11 @@ pub fn analyze_file(
         path: path.to_owned(),
         source: e,
     })?;
-    // The reading and parsing threads keep about one core busy between them.
+    let inline = threads <= 1;
+    // Two threads, and decompression makes reading the heavier half: delivery goes
+    // with processing instead (see `Work::threaded`).
+    let parse_beside = threads == 2 && reader.compression() != InputCompression::None;
+    // The reading and parsing thread keeps about one core busy.
     let workers = if inline { 1 } else { threads - 1 };
     let shard_workers = if workers > 1 {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -377,43 +377,10 @@ pub fn analyze_file(
             }
             spare = round;
         }
+    } else if parse_beside {
+        work.parsed_beside(&mut rounds, sink, &progress).err()
     } else {
-        // Used rounds go back to the reader, so their buffers are allocated once.
-        let (tx, rx) = sync_channel::<Round>(ROUND_QUEUE);
-        let (back_tx, back_rx) = sync_channel::<Round>(ROUNDS_IN_FLIGHT);
-        std::thread::scope(|s| {
-            let rounds = &mut rounds;
-            s.spawn(move || loop {
-                let spare = back_rx.try_recv().unwrap_or_else(|_| rounds.empty_round());
-                let Some(round) = rounds.fill(spare) else {
-                    break;
-                };
-                if tx.send(round).is_err() {
-                    break;
-                }
-            });
-            // Owned here, so an early return drops it and the thread above, blocked on
-            // a full channel, gets an error instead of waiting forever (the scope
-            // joins it).
-            let rx = rx;
-            match shard_workers {
-                // Two threads for two stages of about equal weight: with a delivery
-                // thread of its own, three threads shared two CPUs (pcap: 0.25 s against
-                // 0.22 s).
-                Workers::Here => {
-                    for round in rx.iter() {
-                        let (round, result) = work.round(round, sink);
-                        if let Err(e) = result {
-                            return Some(e);
-                        }
-                        progress();
-                        let _ = back_tx.try_send(round);
-                    }
-                    None
-                }
-                Workers::Pool(_) => work.pipelined(rx, back_tx, sink, &progress),
-            }
-        })
+        work.threaded(&mut rounds, sink, &progress).err()
     };
     let (read, read_error, unsupported_links) = rounds.finish();
     if let Some(e) = failed {
@@ -467,18 +434,56 @@ impl Work<'_> {
         (round, result)
     }
 
-    /// Processes the rounds from `rx` on a thread of its own, back to back, while the
-    /// calling thread delivers each processed one (processing is the longest stage,
-    /// and with a pool there are cores for both). Emptied rounds go to `back`; the
-    /// first error of the sink is returned.
-    fn pipelined(
+    /// Fills rounds on a thread of its own while this thread processes and delivers
+    /// them: two threads on a compressed file, where the parsing thread decompresses
+    /// too and has no time left for delivery. Stops at the sink's first error.
+    fn parsed_beside(
         &mut self,
-        rx: Receiver<Round>,
-        back: SyncSender<Round>,
+        rounds: &mut RoundReader,
         sink: &mut Sink<'_>,
         progress: &dyn Fn(),
-    ) -> Option<io::Error> {
-        let (done_tx, done_rx) = sync_channel::<(Vec<Transaction>, Round)>(ROUND_QUEUE);
+    ) -> io::Result<()> {
+        let (tx, rx) = sync_channel::<Round>(ROUND_QUEUE);
+        // Room for every round in flight (queued, being filled, being processed), so
+        // an emptied round is always kept for reuse.
+        let (back_tx, back_rx) = sync_channel::<Round>(ROUND_QUEUE + 2);
+        std::thread::scope(|s| {
+            s.spawn(move || loop {
+                let spare = back_rx.try_recv().unwrap_or_else(|_| rounds.empty_round());
+                let Some(round) = rounds.fill(spare) else {
+                    break;
+                };
+                if tx.send(round).is_err() {
+                    break;
+                }
+            });
+            // Returning early drops `rx`: the parsing thread's next send fails and it
+            // ends (the scope joins it).
+            for round in rx {
+                let (round, result) = self.round(round, sink);
+                result?;
+                progress();
+                let _ = back_tx.try_send(round);
+            }
+            Ok(())
+        })
+    }
+
+    /// Processes rounds on a thread of its own (alone, or through the pool) while this
+    /// thread fills the next rounds and delivers the processed ones. Processing is the
+    /// longest stage: on a plain file, reading and parsing beside delivery balances two
+    /// CPUs best (a thread each for parsing, processing and delivery shared them three
+    /// ways; processing and delivering on one thread left the parser waiting a third
+    /// of the time: 12 % slower). Stops at the sink's first error.
+    fn threaded(
+        &mut self,
+        rounds: &mut RoundReader,
+        sink: &mut Sink<'_>,
+        progress: &dyn Fn(),
+    ) -> io::Result<()> {
+        let (tx, rx) = sync_channel::<Round>(ROUND_QUEUE);
+        // Unbounded, but rounds come back only as fast as this thread fills them.
+        let (done_tx, done_rx) = channel::<(Vec<Transaction>, Round)>();
         let (workers, tables, delivery) =
             (self.shard_workers, &mut self.tables, &mut self.delivery);
         std::thread::scope(|s| {
@@ -490,19 +495,43 @@ impl Work<'_> {
                     }
                 }
             });
-            // Owned here, so an early return drops it and the thread above, blocked
-            // on a full channel, gets an error instead of waiting forever.
-            let done_rx = done_rx;
-            // Transactions are attributed, sorted and formatted here, while later
-            // rounds are processed.
-            for (done, mut round) in done_rx.iter() {
-                if let Err(e) = delivery.round(done, &mut round, sink) {
-                    return Some(e);
-                }
+            // Owned here, so that returning early ends the processing thread, which
+            // the scope joins.
+            let (tx, done_rx) = (tx, done_rx);
+            // Emptied rounds, for reuse: their buffers are allocated once.
+            let mut spares = Vec::new();
+            let mut delivered = |(done, mut round): (Vec<Transaction>, Round)| {
+                delivery.round(done, &mut round, sink)?;
                 progress();
-                let _ = back.try_send(round);
+                io::Result::Ok(round)
+            };
+            loop {
+                while let Ok(processed) = done_rx.try_recv() {
+                    spares.push(delivered(processed)?);
+                }
+                let spare = spares.pop().unwrap_or_else(|| rounds.empty_round());
+                let Some(mut round) = rounds.fill(spare) else {
+                    break;
+                };
+                // While the queue is full, deliver what the processing thread finishes.
+                loop {
+                    match tx.try_send(round) {
+                        Ok(()) => break,
+                        Err(TrySendError::Full(r)) => round = r,
+                        // The processing thread panicked: the scope passes that on.
+                        Err(TrySendError::Disconnected(_)) => return Ok(()),
+                    }
+                    match done_rx.recv() {
+                        Ok(processed) => spares.push(delivered(processed)?),
+                        Err(_) => return Ok(()),
+                    }
+                }
             }
-            None
+            drop(tx);
+            for processed in done_rx {
+                delivered(processed)?;
+            }
+            Ok(())
         })
     }
 }
