@@ -13,7 +13,7 @@ use l7rec_analyzer::{analyze_with, AnalyzeError, Options};
 
 /// A nanosecond pcap of `conns` short HTTP/1.1 connections, one after the other: a
 /// request, a response without body, both FINs. 4 segments per connection, so the
-/// file spans many of the pipeline's rounds (64 Ki segments each).
+/// file spans many of the pipeline's rounds (16 Ki segments each).
 fn write_many_connections(path: &Path, conns: u32) -> io::Result<()> {
     let mut out = BufWriter::new(std::fs::File::create(path)?);
     out.write_all(&0xa1b2_3c4du32.to_le_bytes())?;
@@ -88,20 +88,23 @@ fn analyze_into_closed_pipe(path: PathBuf, threads: usize) -> Option<Result<(), 
 fn failing_output_ends_the_analysis_with_its_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("many.pcap");
-    // 100 000 connections: 400 000 segments, about 6 rounds.
+    // 100 000 connections: 400 000 segments, about 25 rounds.
     write_many_connections(&path, 100_000).expect("write the capture");
-    for threads in [1, 2, 3] {
-        match analyze_into_closed_pipe(path.clone(), threads) {
-            None => panic!("--threads {threads}: the analysis hung on a failing output"),
-            Some(Ok(())) => panic!("--threads {threads}: the output error was lost"),
-            Some(Err(AnalyzeError::Output { source })) => {
-                assert_eq!(
-                    source.kind(),
-                    io::ErrorKind::BrokenPipe,
-                    "--threads {threads}"
-                )
+    // Compressed, it goes through other thread layouts (the parser decompresses).
+    let zst = dir.path().join("many.pcap.zst");
+    let plain = std::fs::read(&path).expect("read the capture");
+    std::fs::write(&zst, zstd::encode_all(&plain[..], 1).expect("compress")).expect("write");
+    for file in [path, zst] {
+        for threads in [1, 2, 3] {
+            let what = format!("{}, --threads {threads}", file.display());
+            match analyze_into_closed_pipe(file.clone(), threads) {
+                None => panic!("{what}: the analysis hung on a failing output"),
+                Some(Ok(())) => panic!("{what}: the output error was lost"),
+                Some(Err(AnalyzeError::Output { source })) => {
+                    assert_eq!(source.kind(), io::ErrorKind::BrokenPipe, "{what}")
+                }
+                Some(Err(e)) => panic!("{what}: unexpected error {e}"),
             }
-            Some(Err(e)) => panic!("--threads {threads}: unexpected error {e}"),
         }
     }
 }
