@@ -8,10 +8,10 @@
 //! to the thread that processes them (with three threads or more, a rayon pool that
 //! runs the shards in parallel); a connection always lives in the same shard, so
 //! shards never share state. The transactions of connections that ended in a round go
-//! back to the reading thread, which attributes them to processes, sorts them by start
-//! time and passes them to the caller's sink between rounds: memory is bounded by a
-//! few rounds in flight plus the open connections' own buffers, whatever the size of
-//! the file.
+//! to the calling thread, which attributes them to processes, sorts them by start time
+//! and passes them to the caller's sink between rounds: memory is bounded by a few
+//! rounds in flight plus the open connections' own buffers, whatever the size of the
+//! file.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -332,8 +332,8 @@ pub fn analyze_file(
         source: e,
     })?;
     let inline = threads <= 1;
-    // Two threads, and decompression makes reading the heavier half: delivery goes
-    // with processing instead (see `Work::threaded`).
+    // Two threads on a compressed file: decompression makes reading the heavier half,
+    // so delivery goes with processing (`Work::parsed_beside`).
     let parse_beside = threads == 2 && reader.compression() != InputCompression::None;
     // The reading and parsing thread keeps about one core busy.
     let workers = if inline { 1 } else { threads - 1 };
