@@ -365,17 +365,17 @@ pub fn analyze_file(
     let progress = || on_progress(count.load(Ordering::Relaxed));
 
     let failed = if inline {
-        let mut spare = rounds.empty_round();
+        let mut round = rounds.empty_round();
         loop {
-            let Some(round) = rounds.fill(spare) else {
+            let Some(filled) = rounds.fill(round) else {
                 break None;
             };
-            let (round, result) = work.round(round, sink);
+            round = filled;
+            let result = work.round(&mut round, sink);
             progress();
             if let Err(e) = result {
                 break Some(e);
             }
-            spare = round;
         }
     } else if parse_beside {
         work.parsed_beside(&mut rounds, sink, &progress).err()
@@ -426,12 +426,11 @@ struct Work<'p> {
 }
 
 impl Work<'_> {
-    /// Processes a round, delivers the finished transactions, and returns the emptied
-    /// round for reuse.
-    fn round(&mut self, mut round: Round, sink: &mut Sink<'_>) -> (Round, io::Result<()>) {
-        let done = process(self.shard_workers, &mut self.tables, &mut round);
-        let result = self.delivery.round(done, &mut round, sink);
-        (round, result)
+    /// Processes a round and delivers the finished transactions, leaving the round
+    /// empty for reuse.
+    fn round(&mut self, round: &mut Round, sink: &mut Sink<'_>) -> io::Result<()> {
+        let done = process(self.shard_workers, &mut self.tables, round);
+        self.delivery.round(done, round, sink)
     }
 
     /// Fills rounds on a thread of its own while this thread processes and delivers
@@ -459,9 +458,8 @@ impl Work<'_> {
             });
             // Returning early drops `rx`: the parsing thread's next send fails and it
             // ends (the scope joins it).
-            for round in rx {
-                let (round, result) = self.round(round, sink);
-                result?;
+            for mut round in rx {
+                self.round(&mut round, sink)?;
                 progress();
                 let _ = back_tx.try_send(round);
             }

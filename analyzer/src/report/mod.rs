@@ -13,6 +13,7 @@ use std::io::{self, Write};
 /// Rows the table buffers before aligning and printing them.
 const TABLE_CHUNK: usize = 4096;
 
+#[cfg(test)]
 use serde::Serialize;
 
 use crate::transaction::{ProcessRef, Transaction};
@@ -215,8 +216,8 @@ fn push_addr(out: &mut Vec<u8>, a: &std::net::SocketAddr) -> io::Result<()> {
     }
 }
 
-/// Serializes a value as the JSON string of its `Display`, with no `String` built per
-/// row.
+/// A value that reports as its `Display`: as text in CSV, as a JSON string in the
+/// serde_json rows the tests compare `JsonRow::write_json` with.
 struct AsStr<T>(T);
 
 impl<T: fmt::Display> fmt::Display for AsStr<T> {
@@ -225,6 +226,7 @@ impl<T: fmt::Display> fmt::Display for AsStr<T> {
     }
 }
 
+#[cfg(test)]
 impl<T: fmt::Display> Serialize for AsStr<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&self.0)
@@ -288,7 +290,11 @@ impl JsonRow<'_> {
         }
         // Timestamps and socket addresses: digits, letters and punctuation that JSON
         // strings take as they are.
-        fn addr(out: &mut Vec<u8>, name: &str, a: &AsStr<std::net::SocketAddr>) -> io::Result<()> {
+        fn endpoint(
+            out: &mut Vec<u8>,
+            name: &str,
+            a: &AsStr<std::net::SocketAddr>,
+        ) -> io::Result<()> {
             key(out, name);
             out.push(b'"');
             push_addr(out, &a.0)?;
@@ -330,8 +336,8 @@ impl JsonRow<'_> {
             }
             None => out.extend_from_slice(b"null"),
         }
-        addr(out, "client", &self.client)?;
-        addr(out, "server", &self.server)?;
+        endpoint(out, "client", &self.client)?;
+        endpoint(out, "server", &self.server)?;
         text(out, "method", self.method)?;
         text(out, "host", self.host)?;
         text(out, "uri", self.uri)?;
