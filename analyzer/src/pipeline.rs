@@ -1,15 +1,14 @@
 //! Reading a capture and spreading its TCP segments over shards of connections.
 //!
-//! One thread parses (decompression and block parsing are sequential by nature; a
-//! compressed file is decompressed on the capture reader's read-ahead thread),
+//! One thread parses (decompression and block parsing are sequential by nature),
 //! decodes each frame down to TCP and appends the segment to the batch of the shard
 //! its connection hashes to (its payload as a reference into the reader's chunk it
 //! lies in, not a copy). Full rounds of batches go through a bounded channel
-//! to the thread that processes them (with three threads or more, a rayon pool that
-//! runs the shards in parallel); a connection always lives in the same shard, so
-//! shards never share state. The transactions of connections that ended in a round go
-//! to the calling thread, which attributes them to processes, sorts them by start time
-//! and passes them to the caller's sink between rounds: memory is bounded by a few
+//! to where they are processed: with two threads, the calling thread; with three or
+//! more, a rayon pool that runs the shards in parallel. A connection always lives in
+//! the same shard, so shards never share state. The transactions of connections that
+//! ended in a round are attributed to processes, sorted by start time and passed to
+//! the caller's sink on the calling thread between rounds: memory is bounded by a few
 //! rounds in flight plus the open connections' own buffers, whatever the size of the
 //! file.
 
@@ -292,12 +291,11 @@ impl Delivery {
 /// Analyzes one capture file with `threads` threads, handing transactions to `sink` as
 /// their connections end. Flow ids are offset by `flow_base`. With one thread, reading
 /// and processing take turns on the calling thread (a truly single-threaded analysis).
-/// With two on a compressed file, a parsing thread decompresses and fills rounds, and
-/// the calling thread processes and delivers them. Otherwise the calling thread reads
-/// rounds and delivers them while `threads - 1` workers (one thread, or a rayon pool)
-/// process them, one after another, on a thread of their own; with a pool, a
-/// read-ahead thread decompresses a compressed file. Segments refer to the reader's
-/// chunks instead of copies.
+/// With two, a parsing thread reads (and decompresses) the file and fills rounds, and
+/// the calling thread processes and delivers them. With more, the calling thread reads
+/// rounds and delivers them while a rayon pool of `threads - 1` processes them, fed by
+/// a thread of its own, and a read-ahead thread decompresses a compressed file.
+/// Segments refer to the reader's chunks instead of copies.
 /// `on_progress(bytes_read)` is called per round.
 pub fn analyze_file(
     path: &Path,
@@ -332,9 +330,10 @@ pub fn analyze_file(
         source: e,
     })?;
     let inline = threads <= 1;
-    // Two threads on a compressed file: decompression makes reading the heavier half,
-    // so delivery goes with processing (`Work::parsed_beside`).
-    let parse_beside = threads == 2 && reader.compression() != InputCompression::None;
+    // Two threads: reading is the heavier half (read() alone is half of it on a plain
+    // file; decompression more on a compressed one), so delivery goes with processing
+    // (`Work::parsed_beside`).
+    let parse_beside = threads == 2;
     // The reading and parsing thread keeps about one core busy.
     let workers = if inline { 1 } else { threads - 1 };
     let shard_workers = if workers > 1 {
@@ -434,8 +433,10 @@ impl Work<'_> {
     }
 
     /// Fills rounds on a thread of its own while this thread processes and delivers
-    /// them: two threads on a compressed file, where the parsing thread decompresses
-    /// too and has no time left for delivery. Stops at the sink's first error.
+    /// them: the two-thread layout. Reading and parsing take a core (read()'s copy is
+    /// half of it on a plain file, decompression more on a compressed one), so
+    /// delivery goes with processing; each thread allocates and frees its own memory.
+    /// Stops at the sink's first error.
     fn parsed_beside(
         &mut self,
         rounds: &mut RoundReader,
@@ -467,12 +468,10 @@ impl Work<'_> {
         })
     }
 
-    /// Processes rounds on a thread of its own (alone, or through the pool) while this
-    /// thread fills the next rounds and delivers the processed ones. Processing is the
-    /// longest stage: on a plain file, reading and parsing beside delivery balances two
-    /// CPUs best (a thread each for parsing, processing and delivery shared them three
-    /// ways; processing and delivering on one thread left the parser waiting a third
-    /// of the time: 12 % slower). Stops at the sink's first error.
+    /// Processes rounds through the pool, fed from a thread of its own, while this
+    /// thread fills the next rounds and delivers the processed ones: with three
+    /// threads or more, processing is spread over the pool and no longer the longest
+    /// stage. Stops at the sink's first error.
     fn threaded(
         &mut self,
         rounds: &mut RoundReader,
