@@ -66,11 +66,12 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
             );
         }
     }
-    let mut out: Box<dyn Write> = match output {
+    // Send: either analysis thread may write the report (see `l7rec_analyzer::Sink`).
+    let mut out: Box<dyn Write + Send> = match output {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
-        None => Box::new(BufWriter::new(io::stdout().lock())),
+        None => Box::new(BufWriter::new(io::stdout())),
     };
     let mut report = ReportWriter::new(kind, &mut out).context("writing the report")?;
     let mut rows = 0usize;
@@ -84,7 +85,7 @@ pub fn run(args: AnalyzeArgs) -> Result<u8> {
         },
         &mut |batch| {
             rows += batch.len();
-            report.write(&batch)
+            report.write(batch)
         },
     );
     if let Some(b) = bar {

@@ -110,7 +110,7 @@ pub fn analyze(
 ) -> Result<Analysis, AnalyzeError> {
     let mut transactions = Vec::new();
     let outcome = analyze_with(files, opts, on_progress, &mut |batch| {
-        transactions.extend(batch);
+        transactions.append(batch);
         Ok(())
     })?;
     Ok(Analysis {

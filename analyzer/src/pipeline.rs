@@ -8,18 +8,18 @@
 //! more, a rayon pool that runs the shards in parallel. A connection always lives in
 //! the same shard, so shards never share state. The transactions of connections that
 //! ended in a round are attributed to processes, sorted by start time and passed to
-//! the caller's sink on the calling thread between rounds: memory is bounded by a few
-//! rounds in flight plus the open connections' own buffers, whatever the size of the
-//! file.
+//! the caller's sink between rounds (with two threads, by whichever has time): memory
+//! is bounded by a few rounds in flight plus the open connections' own buffers,
+//! whatever the size of the file.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{channel, sync_channel, TrySendError};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, sync_channel, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
 
 use l7rec_capture::{
     CaptureReader, Event, InputCompression, ReadError, Record, RecorderStats, SharedChunk,
@@ -32,8 +32,12 @@ use crate::flows::{self, FlowTable, FlowTotals, SegmentMeta};
 use crate::transaction::Transaction;
 use crate::AnalyzeError;
 
-/// Receives transactions batch by batch, each batch sorted by start time.
-pub type Sink<'a> = dyn FnMut(Vec<Transaction>) -> io::Result<()> + 'a;
+/// Receives transactions batch by batch, each batch sorted by start time, and moves
+/// out what it keeps (`Vec::append`). With two threads it is called from either, one
+/// call at a time, whichever has time for it; what it leaves in the batch is dropped
+/// on the thread that built it (glibc frees memory of another thread's arena under
+/// that arena's lock, which the two threads then contend for, string by string).
+pub type Sink<'a> = dyn FnMut(&mut Vec<Transaction>) -> io::Result<()> + Send + 'a;
 
 /// Payload bytes per round before it is handed to the workers. Small enough that a
 /// round's payloads are still in cache when they are parsed: 1 MiB instead of 8 made
@@ -222,6 +226,8 @@ struct Delivery {
     /// Finished transactions of processed rounds, each with the input offset where its
     /// round ended, oldest first.
     waiting: VecDeque<(u64, Vec<Transaction>)>,
+    /// Input offset where the last round taken in ended.
+    read_to: u64,
 }
 
 impl Delivery {
@@ -230,6 +236,7 @@ impl Delivery {
             attribution: Attribution::default(),
             flow_base,
             waiting: VecDeque::new(),
+            read_to: 0,
         }
     }
 
@@ -241,7 +248,20 @@ impl Delivery {
         round: &mut Round,
         sink: &mut Sink<'_>,
     ) -> io::Result<()> {
-        for r in round.records.drain(..) {
+        self.take_in(done, round.records.drain(..), round.end_offset);
+        while self.deliver_ready(sink)?.is_some() {}
+        Ok(())
+    }
+
+    /// Applies the records of a processed round that ended at input offset
+    /// `end_offset`, and queues `done`, the transactions of its connections that ended.
+    fn take_in(
+        &mut self,
+        done: Vec<Transaction>,
+        records: impl IntoIterator<Item = Record>,
+        end_offset: u64,
+    ) {
+        for r in records {
             match r {
                 Record::Process(p) => self.attribution.add_process(&p),
                 Record::Connection(c) => self.attribution.add_connection(&c),
@@ -249,18 +269,25 @@ impl Delivery {
             }
         }
         if !done.is_empty() {
-            self.waiting.push_back((round.end_offset, done));
+            self.waiting.push_back((end_offset, done));
         }
-        while self
+        self.read_to = end_offset;
+    }
+
+    /// Hands over the oldest batch of transactions if it has waited long enough;
+    /// the batch, with what the sink left in it, if there was one.
+    fn deliver_ready(&mut self, sink: &mut Sink<'_>) -> io::Result<Option<Vec<Transaction>>> {
+        let ready = self
             .waiting
             .front()
-            .is_some_and(|(end, _)| end + RECORD_LAG_BYTES <= round.end_offset)
-        {
-            if let Some((_, txs)) = self.waiting.pop_front() {
-                self.deliver(txs, sink)?;
-            }
+            .is_some_and(|(end, _)| end + RECORD_LAG_BYTES <= self.read_to);
+        if !ready {
+            return Ok(None);
         }
-        Ok(())
+        self.waiting
+            .pop_front()
+            .map(|(_, txs)| self.deliver(txs, sink))
+            .transpose()
     }
 
     /// Hands over everything still waiting, then `rest`: the file has been read, no
@@ -269,13 +296,18 @@ impl Delivery {
         while let Some((_, txs)) = self.waiting.pop_front() {
             self.deliver(txs, sink)?;
         }
-        self.deliver(rest, sink)
+        self.deliver(rest, sink).map(drop)
     }
 
-    /// Attributes, sorts and hands over a batch of finished transactions.
-    fn deliver(&self, mut txs: Vec<Transaction>, sink: &mut Sink<'_>) -> io::Result<()> {
+    /// Attributes, sorts and hands over a batch of finished transactions; the batch,
+    /// with what the sink left in it.
+    fn deliver(
+        &self,
+        mut txs: Vec<Transaction>,
+        sink: &mut Sink<'_>,
+    ) -> io::Result<Vec<Transaction>> {
         if txs.is_empty() {
-            return Ok(());
+            return Ok(txs);
         }
         for t in &mut txs {
             t.flow_id += self.flow_base;
@@ -284,15 +316,16 @@ impl Delivery {
             }
         }
         txs.sort_by_key(|t| (t.ts_ns().unwrap_or(u64::MAX), t.flow_id));
-        sink(txs)
+        sink(&mut txs)?;
+        Ok(txs)
     }
 }
 
 /// Analyzes one capture file with `threads` threads, handing transactions to `sink` as
 /// their connections end. Flow ids are offset by `flow_base`. With one thread, reading
 /// and processing take turns on the calling thread (a truly single-threaded analysis).
-/// With two, a parsing thread reads (and decompresses) the file and fills rounds, and
-/// the calling thread processes and delivers them. With more, the calling thread reads
+/// With two, a parsing thread reads (and decompresses) the file and fills rounds, the
+/// calling thread processes them, and whichever waits for the other delivers. With more, the calling thread reads
 /// rounds and delivers them while a rayon pool of `threads - 1` processes them, fed by
 /// a thread of its own, and a read-ahead thread decompresses a compressed file.
 /// Segments refer to the reader's chunks instead of copies.
@@ -432,11 +465,14 @@ impl Work<'_> {
         self.delivery.round(done, round, sink)
     }
 
-    /// Fills rounds on a thread of its own while this thread processes and delivers
-    /// them: the two-thread layout. Reading and parsing take a core (read()'s copy is
-    /// half of it on a plain file, decompression more on a compressed one), so
-    /// delivery goes with processing; each thread allocates and frees its own memory.
-    /// Stops at the sink's first error.
+    /// Fills rounds on a thread of its own while this thread processes them: the
+    /// two-thread layout. Finished transactions are delivered by whichever thread
+    /// has time ([`Outbox`]): this one while it waits for a round, the parsing
+    /// thread while it waits for room in the queue. Which of reading and processing
+    /// is the longer depends on the input (decompression), and even on how the
+    /// kernel caches the file (read()'s copy cost twice as much out of a page cache
+    /// filled by reads as out of one filled by writing the file). Stops at the
+    /// sink's first error.
     fn parsed_beside(
         &mut self,
         rounds: &mut RoundReader,
@@ -447,25 +483,57 @@ impl Work<'_> {
         // Room for every round in flight (queued, being filled, being processed), so
         // an emptied round is always kept for reuse.
         let (back_tx, back_rx) = sync_channel::<Round>(ROUND_QUEUE + 2);
+        let outbox = Outbox::new(&mut self.delivery, sink);
+        let (workers, tables) = (self.shard_workers, &mut self.tables);
         std::thread::scope(|s| {
+            let outbox = &outbox;
             s.spawn(move || loop {
                 let spare = back_rx.try_recv().unwrap_or_else(|_| rounds.empty_round());
-                let Some(round) = rounds.fill(spare) else {
+                let Some(mut round) = rounds.fill(spare) else {
                     break;
                 };
-                if tx.send(round).is_err() {
+                // While the queue is full, deliver.
+                loop {
+                    match tx.try_send(round) {
+                        Ok(()) => break,
+                        Err(TrySendError::Full(r)) => round = r,
+                        Err(TrySendError::Disconnected(_)) => return,
+                    }
+                    if !outbox.deliver_one() {
+                        if tx.send(round).is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                }
+                if outbox.failed() {
                     break;
                 }
             });
-            // Returning early drops `rx`: the parsing thread's next send fails and it
-            // ends (the scope joins it).
-            for mut round in rx {
-                self.round(&mut round, sink)?;
+            // Owned here, so that stopping early ends the parsing thread (its next
+            // send fails), which the scope joins.
+            let (rx, back_tx) = (rx, back_tx);
+            loop {
+                let mut round = match rx.try_recv() {
+                    Ok(round) => round,
+                    Err(TryRecvError::Disconnected) => break,
+                    // Waiting for the parser: deliver.
+                    Err(TryRecvError::Empty) if outbox.deliver_one() => continue,
+                    Err(TryRecvError::Empty) => match rx.recv() {
+                        Ok(round) => round,
+                        Err(_) => break,
+                    },
+                };
+                if outbox.failed() {
+                    break;
+                }
+                let done = process(workers, tables, &mut round);
+                outbox.post(done, &mut round);
                 progress();
                 let _ = back_tx.try_send(round);
             }
-            Ok(())
-        })
+        });
+        outbox.finish()
     }
 
     /// Processes rounds through the pool, fed from a thread of its own, while this
@@ -531,6 +599,100 @@ impl Work<'_> {
             Ok(())
         })
     }
+}
+
+/// What the delivery needs of a processed round: the transactions of its connections
+/// that ended, its records, and where it ended in the input.
+struct Processed {
+    done: Vec<Transaction>,
+    records: Vec<Record>,
+    end_offset: u64,
+}
+
+/// Finished transactions on their way from the processing thread to the sink, handed
+/// over by whichever of the two threads has nothing else to do (see
+/// [`Work::parsed_beside`]). Both only ever try the delivery lock: a thread with work
+/// of its own never waits for the other's delivery.
+struct Outbox<'d, 's> {
+    /// Processed rounds not yet taken in by the delivery, oldest first.
+    inbox: Mutex<Vec<Processed>>,
+    /// Held while taking in and delivering.
+    delivery: Mutex<(&'d mut Delivery, &'d mut Sink<'s>)>,
+    /// Delivered batches (what the sink left of them), to be dropped on the
+    /// processing thread, where they were built.
+    spent: Mutex<Vec<Vec<Transaction>>>,
+    /// The sink's first error.
+    error: Mutex<Option<io::Error>>,
+    failed: AtomicBool,
+}
+
+impl<'d, 's> Outbox<'d, 's> {
+    fn new(delivery: &'d mut Delivery, sink: &'d mut Sink<'s>) -> Self {
+        Outbox {
+            inbox: Mutex::new(Vec::new()),
+            delivery: Mutex::new((delivery, sink)),
+            spent: Mutex::new(Vec::new()),
+            error: Mutex::new(None),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues a processed round's finished transactions and records, and drops the
+    /// batches delivered since the last call (called on the processing thread).
+    fn post(&self, done: Vec<Transaction>, round: &mut Round) {
+        lock(&self.inbox).push(Processed {
+            done,
+            records: std::mem::take(&mut round.records),
+            end_offset: round.end_offset,
+        });
+        let spent = std::mem::take(&mut *lock(&self.spent));
+        drop(spent);
+    }
+
+    /// Delivers one batch of transactions that has waited long enough, unless the
+    /// other thread is delivering; whether it did.
+    fn deliver_one(&self) -> bool {
+        let Ok(mut guard) = self.delivery.try_lock() else {
+            return false;
+        };
+        let (delivery, sink) = &mut *guard;
+        for p in std::mem::take(&mut *lock(&self.inbox)) {
+            delivery.take_in(p.done, p.records, p.end_offset);
+        }
+        match delivery.deliver_ready(sink) {
+            Ok(Some(spent)) => {
+                lock(&self.spent).push(spent);
+                !self.failed()
+            }
+            Ok(None) => false,
+            Err(e) => {
+                lock(&self.error).get_or_insert(e);
+                self.failed.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Whether the sink failed: both threads stop.
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Takes in the last processed rounds (delivering what is ready) once both threads
+    /// are done; the sink's first error.
+    fn finish(self) -> io::Result<()> {
+        while self.deliver_one() {}
+        match self.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Locks a mutex whose data stays consistent whatever panics (a panic is passed on
+/// by the thread scope anyway).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs the round's segments through their shards (emptying its batches); returns the

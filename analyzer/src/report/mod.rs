@@ -53,7 +53,7 @@ enum State {
 /// table aligns chunks of rows on the widest cells seen so far; HAR entries go inside
 /// one document; the summary aggregates and prints at the end.
 pub struct ReportWriter<'w> {
-    out: &'w mut dyn Write,
+    out: &'w mut (dyn Write + Send),
     state: State,
     /// Rows serialized here and written out in pieces of about [`PIECE`] bytes: the
     /// serializer's many small writes then cost no dynamic dispatch each.
@@ -65,7 +65,7 @@ const PIECE: usize = 64 * 1024;
 
 impl<'w> ReportWriter<'w> {
     /// A writer of `kind` to `out`; writes any header right away.
-    pub fn new(kind: Kind, out: &'w mut dyn Write) -> io::Result<Self> {
+    pub fn new(kind: Kind, out: &'w mut (dyn Write + Send)) -> io::Result<Self> {
         let state = match kind {
             Kind::Transactions(Format::Table) => State::Table(table::Table::default()),
             Kind::Transactions(Format::Har) => {
@@ -135,7 +135,7 @@ pub fn write_all(
     kind: Kind,
     txs: &[Transaction],
     outcome: &Outcome,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> io::Result<()> {
     let mut w = ReportWriter::new(kind, out)?;
     w.write(txs)?;
