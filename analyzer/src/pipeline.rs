@@ -325,10 +325,11 @@ impl Delivery {
 /// their connections end. Flow ids are offset by `flow_base`. With one thread, reading
 /// and processing take turns on the calling thread (a truly single-threaded analysis).
 /// With two, a parsing thread reads (and decompresses) the file and fills rounds, the
-/// calling thread processes them, and whichever waits for the other delivers. With more, the calling thread reads
-/// rounds and delivers them while a rayon pool of `threads - 1` processes them, fed by
-/// a thread of its own, and a read-ahead thread decompresses a compressed file.
-/// Segments refer to the reader's chunks instead of copies.
+/// calling thread processes them, and whichever waits for the other delivers. With
+/// more, the calling thread reads rounds and delivers them while a rayon pool of
+/// `threads - 1` processes them, fed by a thread of its own, and a read-ahead thread
+/// decompresses a compressed file. Segments refer to the reader's chunks instead of
+/// copies.
 /// `on_progress(bytes_read)` is called per round.
 pub fn analyze_file(
     path: &Path,
@@ -363,8 +364,7 @@ pub fn analyze_file(
         source: e,
     })?;
     let inline = threads <= 1;
-    // Two threads: reading is the heavier half (read() alone is half of it on a plain
-    // file; decompression more on a compressed one), so delivery goes with processing
+    // Two threads: one parses, this one processes, either delivers
     // (`Work::parsed_beside`).
     let parse_beside = threads == 2;
     // The reading and parsing thread keeps about one core busy.
@@ -646,7 +646,7 @@ impl<'d, 's> Outbox<'d, 's> {
             end_offset: round.end_offset,
         });
         let spent = std::mem::take(&mut *lock(&self.spent));
-        drop(spent);
+        drop(spent); // outside the lock
     }
 
     /// Delivers one batch of transactions that has waited long enough, unless the

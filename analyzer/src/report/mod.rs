@@ -64,7 +64,8 @@ pub struct ReportWriter<'w> {
 const PIECE: usize = 64 * 1024;
 
 impl<'w> ReportWriter<'w> {
-    /// A writer of `kind` to `out`; writes any header right away.
+    /// A writer of `kind` to `out`; writes any header right away. `out` is `Send`: with
+    /// two analysis threads, either may write the rows.
     pub fn new(kind: Kind, out: &'w mut (dyn Write + Send)) -> io::Result<Self> {
         let state = match kind {
             Kind::Transactions(Format::Table) => State::Table(table::Table::default()),
