@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::io;
 use std::time::Duration;
 
-use common::{tcp_frame, NsPcap};
+use common::{connection_frames, NsPcap};
 use l7rec_analyzer::{analyze_with, Options};
 
 const CLIENT: [u8; 4] = [10, 4, 0, 1];
@@ -26,22 +26,17 @@ fn capture() -> Vec<u8> {
     let mut response = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
     response.resize(response.len() + BODY, b'x');
     for i in 0..CONNECTIONS {
-        let c = (CLIENT, 1024 + i);
-        let s = (SERVER, 80);
         let request = format!("GET /{i} HTTP/1.1\r\nHost: t\r\n\r\n");
-        let (mut cseq, mut sseq) = (1000u32, 5000u32);
-        pcap.push(tcp_frame(c, s, cseq, 0, "S", b""));
-        pcap.push(tcp_frame(s, c, sseq, cseq + 1, "SA", b""));
-        cseq += 1;
-        sseq += 1;
-        pcap.push(tcp_frame(c, s, cseq, sseq, "A", request.as_bytes()));
-        cseq += request.len() as u32;
-        for part in response.chunks(MSS) {
-            pcap.push(tcp_frame(s, c, sseq, cseq, "A", part));
-            sseq += part.len() as u32;
+        let frames = connection_frames(
+            (CLIENT, 1024 + i),
+            (SERVER, 80),
+            request.as_bytes(),
+            &response,
+            MSS,
+        );
+        for frame in frames {
+            pcap.push(frame);
         }
-        pcap.push(tcp_frame(c, s, cseq, sseq, "F", b""));
-        pcap.push(tcp_frame(s, c, sseq, cseq + 1, "F", b""));
     }
     pcap.bytes
 }

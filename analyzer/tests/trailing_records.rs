@@ -8,13 +8,13 @@
 //! analyzer (whose transactions used to be attributed with the records read so far),
 //! less than the lag it allows for.
 
-// Only the frame builder: this capture is a pcapng, not a legacy pcap.
+// Only the frame builders: this capture is a pcapng, not a legacy pcap.
 #[allow(dead_code)]
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use common::tcp_frame;
+use common::connection_frames;
 use l7rec_analyzer::{analyze, Options};
 use l7rec_capture::{
     linktype, CaptureWriter, Compression, ConnectionInfo, Interface, PacketOut, ProcessInfo,
@@ -56,21 +56,9 @@ impl Capture {
     /// A whole connection from `cport` to port 80: handshake, `request`, `response`
     /// (sent in MSS-sized segments), FINs.
     fn connection(&mut self, cport: u16, request: &[u8], response: &[u8]) {
-        let c = (CLIENT, cport);
-        let s = (SERVER, 80);
-        let (mut cseq, mut sseq) = (1000u32, 5000u32);
-        self.frame(tcp_frame(c, s, cseq, 0, "S", b""));
-        self.frame(tcp_frame(s, c, sseq, cseq + 1, "SA", b""));
-        cseq += 1;
-        sseq += 1;
-        self.frame(tcp_frame(c, s, cseq, sseq, "A", request));
-        cseq += request.len() as u32;
-        for part in response.chunks(MSS) {
-            self.frame(tcp_frame(s, c, sseq, cseq, "A", part));
-            sseq += part.len() as u32;
+        for frame in connection_frames((CLIENT, cport), (SERVER, 80), request, response, MSS) {
+            self.frame(frame);
         }
-        self.frame(tcp_frame(c, s, cseq, sseq, "F", b""));
-        self.frame(tcp_frame(s, c, sseq, cseq + 1, "F", b""));
     }
 
     /// The client's and the server's records of the connection from `cport`.

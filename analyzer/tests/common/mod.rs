@@ -25,6 +25,35 @@ pub fn tcp_frame(
     out
 }
 
+/// The frames of a whole HTTP/1.x connection from `client` to `server`: handshake,
+/// `request`, `response` in segments of at most `mss` bytes, both FINs.
+#[allow(dead_code)] // not every test uses it
+pub fn connection_frames(
+    client: ([u8; 4], u16),
+    server: ([u8; 4], u16),
+    request: &[u8],
+    response: &[u8],
+    mss: usize,
+) -> Vec<Vec<u8>> {
+    let (c, s) = (client, server);
+    let (mut cseq, mut sseq) = (1000u32, 5000u32);
+    let mut frames = vec![
+        tcp_frame(c, s, cseq, 0, "S", b""),
+        tcp_frame(s, c, sseq, cseq + 1, "SA", b""),
+    ];
+    cseq += 1;
+    sseq += 1;
+    frames.push(tcp_frame(c, s, cseq, sseq, "A", request));
+    cseq += request.len() as u32;
+    for part in response.chunks(mss) {
+        frames.push(tcp_frame(s, c, sseq, cseq, "A", part));
+        sseq += part.len() as u32;
+    }
+    frames.push(tcp_frame(c, s, cseq, sseq, "F", b""));
+    frames.push(tcp_frame(s, c, sseq, cseq + 1, "F", b""));
+    frames
+}
+
 /// A nanosecond pcap (Ethernet), one frame per [`push`](Self::push), 1 ms apart.
 pub struct NsPcap {
     /// The file so far.
