@@ -72,7 +72,7 @@ mod zstd_whole_frames;
 pub use chunks::SharedChunk;
 pub use pcapng::L7REC_PEN;
 pub use reader::{
-    CaptureReader, Event, Format, InputCompression, Packet, ReadError, MAX_BLOCK_LEN,
+    CaptureReader, Event, Format, InputCompression, Packet, ReadError, Step, MAX_BLOCK_LEN,
 };
 pub use record::{
     ConnectionInfo, ProcessInfo, Record, RecordError, RecorderStats, Role, SourceStats,

@@ -226,6 +226,10 @@ pub struct CaptureReader {
     endian: Endian,
     interfaces: Vec<IfaceState>,
     done: bool,
+    /// What [`Self::advance`] stopped at: a packet (in `packet`), or `found`.
+    at_packet: bool,
+    packet: PacketAt,
+    found: Option<Found>,
 }
 
 impl CaptureReader {
@@ -303,6 +307,9 @@ impl CaptureReader {
             endian: Endian::Little,
             interfaces: Vec::new(),
             done: false,
+            at_packet: false,
+            packet: PacketAt::default(),
+            found: None,
         };
         r.fill(24);
         let head = r.buf[r.pos..r.end.min(r.pos + 24)].to_vec();
@@ -344,13 +351,27 @@ impl CaptureReader {
     }
 
     /// The next event, `None` at a clean end of input, or the reason reading stopped.
-    // Inlined into the caller, with the per-packet parsing below: returned through
-    // memory, a packet's fields were stored one by one and copied on in wider loads,
-    // which the CPU cannot forward from its store buffer. In the benchmark VM's slow
-    // stretches one such load took 66-85 % of this function's samples, and the function
-    // 9-20 % of a 2-thread analysis instead of 4 %.
-    #[inline(always)]
     pub fn next_event(&mut self) -> Option<Result<Event<'_>, ReadError>> {
+        match self.advance()? {
+            Ok(_) => self.take_event().map(Ok),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Reads on to the next event: what it is, `None` at a clean end of input, or the
+    /// reason reading stopped. A packet is then read in place with
+    /// [`packet`](Self::packet), anything else taken with
+    /// [`take_event`](Self::take_event). The per-packet path of
+    /// [`next_event`](Self::next_event) without its cost: a packet returned inside an
+    /// `Event` went through memory, its fields stored one by one and copied on in
+    /// wider loads that the CPU cannot serve from its store buffer. In the benchmark
+    /// VM's slow stretches such a load took 66-85 % of the reader's samples, and the
+    /// reader 9-20 % of a 2-thread analysis instead of 4 %.
+    // Inlined, with the per-packet parsing below, so that the fields stay in registers.
+    #[inline(always)]
+    pub fn advance(&mut self) -> Option<Result<Step, ReadError>> {
+        self.at_packet = false;
+        self.found = None;
         if self.done {
             return None;
         }
@@ -359,7 +380,14 @@ impl CaptureReader {
             Format::Pcap => self.next_pcap_record(),
         };
         match found {
-            Ok(Some(found)) => Some(Ok(self.decode(found))),
+            Ok(Some(Found::Packet)) => {
+                self.at_packet = true;
+                Some(Ok(Step::Packet))
+            }
+            Ok(Some(found)) => {
+                self.found = Some(found);
+                Some(Ok(Step::Other))
+            }
             Ok(None) => {
                 self.done = true;
                 None
@@ -369,6 +397,45 @@ impl CaptureReader {
                 Some(Err(e))
             }
         }
+    }
+
+    /// The packet [`advance`](Self::advance) stopped at, if it stopped at one.
+    #[inline(always)]
+    pub fn packet(&self) -> Option<Packet<'_>> {
+        if !self.at_packet {
+            return None;
+        }
+        let a = &self.packet;
+        let comment = match a.has_comment {
+            true => self
+                .buf
+                .get(a.comment_start..a.comment_start + a.comment_len),
+            false => None,
+        };
+        Some(Packet {
+            interface_id: a.interface_id,
+            linktype: self
+                .interfaces
+                .get(a.interface_id as usize)
+                .map_or(0, |i| i.info.linktype),
+            ts_ns: a.ts_ns,
+            data: self.buf.get(a.start..a.start + a.len).unwrap_or_default(),
+            orig_len: a.orig_len,
+            direction: Direction::from_flags(a.flags),
+            process: a.has_process.then_some((a.pid, a.tid)),
+            comment: comment.and_then(|c| std::str::from_utf8(c).ok()),
+            chunk: &self.buf,
+        })
+    }
+
+    /// The event [`advance`](Self::advance) stopped at, a packet too; anything but a
+    /// packet only once.
+    pub fn take_event(&mut self) -> Option<Event<'_>> {
+        if self.at_packet {
+            return self.packet().map(Event::Packet);
+        }
+        let found = self.found.take()?;
+        self.decode(found)
     }
 
     // ---- framing ----
@@ -512,7 +579,7 @@ impl CaptureReader {
         Ok(())
     }
 
-    #[inline(always)] // see next_event
+    #[inline(always)] // see advance
     fn next_pcap_record(&mut self) -> Result<Option<Found>, ReadError> {
         if !self.more()? {
             return Ok(None);
@@ -528,20 +595,19 @@ impl CaptureReader {
         self.need("pcap record", 16 + incl)?;
         let start = self.pos + 16;
         self.consume(16 + incl);
-        Ok(Some(Found::Packet {
-            interface_id: 0,
+        self.packet = PacketAt {
             ts_ns,
-            data: (start, incl),
+            start,
+            len: incl,
             orig_len: orig,
-            flags: 0,
-            process: None,
-            comment: None,
-        }))
+            ..PacketAt::default()
+        };
+        Ok(Some(Found::Packet))
     }
 
     // ---- pcapng ----
 
-    #[inline(always)] // see next_event
+    #[inline(always)] // see advance
     fn next_pcapng_block(&mut self) -> Result<Option<Found>, ReadError> {
         loop {
             if !self.more()? {
@@ -660,8 +726,8 @@ impl CaptureReader {
             .ok_or_else(|| Self::corrupt_at(what, offset, format!("unknown interface id {id}")))
     }
 
-    #[inline(always)] // see next_event
-    fn parse_epb(&self, (start, len): (usize, usize), offset: u64) -> Result<Found, ReadError> {
+    #[inline(always)] // see advance
+    fn parse_epb(&mut self, (start, len): (usize, usize), offset: u64) -> Result<Found, ReadError> {
         const WHAT: &str = "enhanced packet block";
         let e = self.endian;
         let b = &self.buf[start..start + len];
@@ -695,18 +761,26 @@ impl CaptureReader {
                 _ => {}
             }
         }
-        Ok(Found::Packet {
+        let ((pid, tid), (comment_start, comment_len)) =
+            (process.unwrap_or_default(), comment.unwrap_or_default());
+        self.packet = PacketAt {
             interface_id,
             ts_ns: ts.to_ns(raw_ts),
-            data: (start + 20, cap),
+            start: start + 20,
+            len: cap,
             orig_len,
             flags,
-            process,
-            comment,
-        })
+            pid,
+            tid,
+            has_process: process.is_some(),
+            comment_start,
+            comment_len,
+            has_comment: comment.is_some(),
+        };
+        Ok(Found::Packet)
     }
 
-    fn parse_spb(&self, (start, len): (usize, usize), offset: u64) -> Result<Found, ReadError> {
+    fn parse_spb(&mut self, (start, len): (usize, usize), offset: u64) -> Result<Found, ReadError> {
         const WHAT: &str = "simple packet block";
         let b = &self.buf[start..start + len];
         if b.len() < 4 {
@@ -719,15 +793,13 @@ impl CaptureReader {
         if snap != 0 {
             cap = cap.min(snap);
         }
-        Ok(Found::Packet {
-            interface_id: 0,
-            ts_ns: 0,
-            data: (start + 4, cap),
+        self.packet = PacketAt {
+            start: start + 4,
+            len: cap,
             orig_len,
-            flags: 0,
-            process: None,
-            comment: None,
-        })
+            ..PacketAt::default()
+        };
+        Ok(Found::Packet)
     }
 
     fn parse_isb(&self, (start, len): (usize, usize), offset: u64) -> Result<Found, ReadError> {
@@ -763,29 +835,10 @@ impl CaptureReader {
         Ok(Found::Stats(s))
     }
 
-    /// Turns buffer positions into a borrowed event.
-    #[inline(always)] // see next_event
-    fn decode(&self, found: Found) -> Event<'_> {
-        match found {
-            Found::Packet {
-                interface_id,
-                ts_ns,
-                data: (start, len),
-                orig_len,
-                flags,
-                process,
-                comment,
-            } => Event::Packet(Packet {
-                interface_id,
-                linktype: self.interfaces[interface_id as usize].info.linktype,
-                ts_ns,
-                data: &self.buf[start..start + len],
-                orig_len,
-                direction: Direction::from_flags(flags),
-                process,
-                comment: comment.and_then(|(s, l)| std::str::from_utf8(&self.buf[s..s + l]).ok()),
-                chunk: &self.buf,
-            }),
+    /// Turns buffer positions into a borrowed event (a packet's are in `packet`).
+    fn decode(&self, found: Found) -> Option<Event<'_>> {
+        Some(match found {
+            Found::Packet => Event::Packet(self.packet()?),
             Found::Custom {
                 data: (start, len),
                 offset,
@@ -794,26 +847,50 @@ impl CaptureReader {
                 Err(error) => Event::BadRecords { offset, error },
             },
             Found::Stats(s) => Event::InterfaceStats(s),
-        }
+        })
     }
 }
 
 /// A block located in the buffer; positions stay valid until the next `fill`.
 enum Found {
-    Packet {
-        interface_id: u32,
-        ts_ns: u64,
-        data: (usize, usize),
-        orig_len: u32,
-        flags: u32,
-        process: Option<(u32, u32)>,
-        comment: Option<(usize, usize)>,
-    },
+    /// A packet, described in [`CaptureReader::packet`]'s `PacketAt`.
+    Packet,
     Custom {
         data: (usize, usize),
         offset: u64,
     },
     Stats(InterfaceStats),
+}
+
+/// Where the packet found last lies in the buffer and what its block said, written
+/// field by field by the block parsers and read the same way by
+/// [`CaptureReader::packet`]: never moved as a whole (see [`CaptureReader::advance`]).
+#[derive(Default)]
+struct PacketAt {
+    interface_id: u32,
+    ts_ns: u64,
+    start: usize,
+    len: usize,
+    orig_len: u32,
+    /// `epb_flags`.
+    flags: u32,
+    /// `epb_processid_threadid`, if `has_process`.
+    pid: u32,
+    tid: u32,
+    has_process: bool,
+    /// The first `opt_comment`, if `has_comment`.
+    comment_start: usize,
+    comment_len: usize,
+    has_comment: bool,
+}
+
+/// What [`CaptureReader::advance`] stopped at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A packet: [`CaptureReader::packet`].
+    Packet,
+    /// Something else: [`CaptureReader::take_event`].
+    Other,
 }
 
 /// Iterates `(code, value)` pairs of a pcapng options list, stopping at

@@ -465,3 +465,42 @@ fn after_a_full_disk_the_output_cut_to_the_last_flush_reads_cleanly() {
         }
     }
 }
+
+/// `advance` with `packet` and `take_event` reads what `next_event` reads: every packet
+/// field (direction, process, comment), records and statistics, plain and zstd.
+#[test]
+fn advance_reads_what_next_event_reads() {
+    for compression in [Compression::None, Compression::Zstd { level: 3 }] {
+        let bytes = write_sample(compression, true);
+        let mut r = CaptureReader::new(std::io::Cursor::new(bytes.clone())).expect("opens");
+        let mut back = ReadBack::default();
+        while let Some(step) = r.advance() {
+            match step.expect("reads") {
+                Step::Packet => {
+                    let p = r.packet().expect("a packet where advance stopped");
+                    back.packets.push(SamplePacket {
+                        interface_id: p.interface_id,
+                        ts_ns: p.ts_ns,
+                        data: p.data.to_vec(),
+                        orig_len: p.orig_len,
+                        direction: p.direction,
+                        process: p.process,
+                        comment: p.comment.map(str::to_owned),
+                    });
+                }
+                Step::Other => {
+                    assert!(r.packet().is_none(), "no packet where advance found none");
+                    match r.take_event() {
+                        Some(Event::Records(recs)) => back.records.extend(recs),
+                        Some(Event::InterfaceStats(s)) => back.stats.push(s),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                    assert!(r.take_event().is_none(), "an event is taken once");
+                }
+            }
+        }
+        check_full(&back);
+        let direct = read_all(bytes);
+        assert_eq!(back.packets, direct.packets, "{compression:?}");
+    }
+}
