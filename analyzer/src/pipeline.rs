@@ -22,7 +22,7 @@ use std::sync::mpsc::{channel, sync_channel, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use l7rec_capture::{
-    CaptureReader, Event, InputCompression, ReadError, Record, RecorderStats, SharedChunk,
+    CaptureReader, Event, InputCompression, ReadError, Record, RecorderStats, SharedChunk, Step,
 };
 use rayon::prelude::*;
 
@@ -796,12 +796,16 @@ impl RoundReader {
         let totals = &mut self.totals;
         loop {
             let mut unknown_iface = None;
-            let Some(ev) = self.reader.next_event() else {
+            // `advance` and `packet`, not `next_event`: a packet is read in place.
+            let Some(step) = self.reader.advance() else {
                 self.done = true;
                 break;
             };
-            match ev {
-                Ok(Event::Packet(p)) => {
+            match step {
+                Ok(Step::Packet) => {
+                    let Some(p) = self.reader.packet() else {
+                        continue;
+                    };
                     totals.packets += 1;
                     let seg = match tcp_segment(p.linktype, p.data) {
                         Ok(seg) => seg,
@@ -851,23 +855,26 @@ impl RoundReader {
                     round_bytes += seg.payload.len();
                     round_segments += 1;
                 }
-                Ok(Event::Records(records)) => {
-                    for r in records {
-                        match r {
-                            Record::Stats(s) => totals.recorder_stats = Some(s),
-                            r @ (Record::Process(_) | Record::Connection(_)) => {
-                                round.records.push(r)
+                Ok(Step::Other) => match self.reader.take_event() {
+                    Some(Event::Records(records)) => {
+                        for r in records {
+                            match r {
+                                Record::Stats(s) => totals.recorder_stats = Some(s),
+                                r @ (Record::Process(_) | Record::Connection(_)) => {
+                                    round.records.push(r)
+                                }
+                                Record::Syscall(_) | Record::Unknown { .. } => {}
                             }
-                            Record::Syscall(_) | Record::Unknown { .. } => {}
                         }
                     }
-                }
-                Ok(Event::BadRecords { .. }) => totals.bad_records += 1,
-                Ok(Event::InterfaceStats(s)) => {
-                    // Counters are cumulative: the last block per interface counts.
-                    self.isb_drops
-                        .insert(s.interface_id, s.os_drop.unwrap_or(0));
-                }
+                    Some(Event::BadRecords { .. }) => totals.bad_records += 1,
+                    Some(Event::InterfaceStats(s)) => {
+                        // Counters are cumulative: the last block per interface counts.
+                        self.isb_drops
+                            .insert(s.interface_id, s.os_drop.unwrap_or(0));
+                    }
+                    Some(Event::Packet(_)) | None => {}
+                },
                 Err(e @ ReadError::Unfinished { .. }) => {
                     self.error = Some(ReadStop::Unfinished(e.to_string()))
                 }
