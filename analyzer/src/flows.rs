@@ -1,7 +1,7 @@
 //! TCP connections of one shard: reassembly of both directions fed into HTTP parsing.
 
 use foldhash::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use l7rec_http::{self as http, Side};
 use l7rec_reassembly::{self as tcp, Reassembler};
@@ -17,9 +17,9 @@ pub struct SegmentMeta {
     /// Capture timestamp.
     pub ts_ns: u64,
     /// Sender.
-    pub src: SocketAddr,
+    pub src: Endpoint,
     /// Receiver.
-    pub dst: SocketAddr,
+    pub dst: Endpoint,
     /// TCP sequence number.
     pub seq: u32,
     /// SYN flag.
@@ -37,6 +37,57 @@ pub struct SegmentMeta {
     pub tls: bool,
 }
 
+/// One end of a connection as plain integers: the address (an IPv4 one in the low 32
+/// bits), the port, the family. Segments carry these rather than `SocketAddr`s: an
+/// enum copied per packet between stack slots, in wider loads than it was stored
+/// with, is what the benchmark VM's slow stretches make dear (see
+/// `l7rec_capture::CaptureReader::advance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    /// The address.
+    pub ip: u128,
+    /// The port.
+    pub port: u16,
+    /// IPv6 (else IPv4).
+    pub v6: bool,
+}
+
+impl Endpoint {
+    /// The endpoint of `s` (an IPv6 flow label and scope id, never decoded from a
+    /// packet, are not kept).
+    pub fn of(s: SocketAddr) -> Self {
+        match s {
+            SocketAddr::V4(a) => Endpoint {
+                ip: u128::from(a.ip().to_bits()),
+                port: a.port(),
+                v6: false,
+            },
+            SocketAddr::V6(a) => Endpoint {
+                ip: a.ip().to_bits(),
+                port: a.port(),
+                v6: true,
+            },
+        }
+    }
+
+    /// As a socket address.
+    pub fn addr(self) -> SocketAddr {
+        if self.v6 {
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from_bits(self.ip),
+                self.port,
+                0,
+                0,
+            ))
+        } else {
+            SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from_bits(self.ip as u32),
+                self.port,
+            ))
+        }
+    }
+}
+
 /// Name of the capture interface on which l7rec writes decrypted TLS as TCP/IP.
 pub const TLS_INTERFACE: &str = "l7rec-tls";
 
@@ -51,24 +102,12 @@ struct FlowKey {
     tls: bool,
 }
 
-fn key_of(a: SocketAddr, b: SocketAddr, tls: bool) -> FlowKey {
-    fn endpoint(s: SocketAddr) -> (u128, u16) {
-        let ip = match s.ip() {
-            std::net::IpAddr::V4(v4) => u128::from(u32::from(v4)),
-            std::net::IpAddr::V6(v6) => u128::from(v6),
-        };
-        (ip, s.port())
-    }
-    let (a6, b6) = (a.is_ipv6(), b.is_ipv6());
-    let (a, b) = (endpoint(a), endpoint(b));
+fn key_of(a: Endpoint, b: Endpoint, tls: bool) -> FlowKey {
+    // A segment's two addresses are of one family.
+    let v6 = a.v6 || b.v6;
+    let (a, b) = ((a.ip, a.port), (b.ip, b.port));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    FlowKey {
-        lo,
-        hi,
-        // A segment's two addresses are of one family.
-        v6: a6 || b6,
-        tls,
-    }
+    FlowKey { lo, hi, v6, tls }
 }
 
 /// Per-shard counters, summed over shards for the report.
@@ -229,6 +268,8 @@ impl HttpView {
 
 struct Flow {
     id: u64,
+    /// Sender of the first segment: direction 0.
+    first_src: Endpoint,
     dirs: [Reassembler; 2],
     http: HttpView,
     /// Bytes of payload cut by the snap length, per direction.
@@ -238,12 +279,13 @@ struct Flow {
 }
 
 impl Flow {
-    fn new(id: u64, src: SocketAddr, dst: SocketAddr, syn: bool, cfg: &Config) -> Self {
+    fn new(id: u64, src: Endpoint, dst: Endpoint, syn: bool, cfg: &Config) -> Self {
         Flow {
             id,
+            first_src: src,
             dirs: [Reassembler::new(cfg.tcp), Reassembler::new(cfg.tcp)],
             http: HttpView {
-                ends: [src, dst],
+                ends: [src.addr(), dst.addr()],
                 client: None,
                 syn_client: None,
                 // Without a handshake the first bytes may be the middle of a message.
@@ -357,7 +399,7 @@ impl FlowTable {
                 self.flows.entry(key).or_insert(f)
             }
         };
-        let dir = usize::from(flow.http.ends[0] != m.src);
+        let dir = usize::from(flow.first_src != m.src);
         if m.syn && flow.http.syn_client.is_none() {
             flow.http.syn_client = Some(if m.ack { 1 - dir } else { dir });
         }
@@ -458,8 +500,8 @@ mod tls_tests {
         SegmentMeta {
             packet_no: no,
             ts_ns: no * 1000,
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
+            src: Endpoint::of(src.parse().unwrap()),
+            dst: Endpoint::of(dst.parse().unwrap()),
             seq,
             syn,
             ack: !syn || src.ends_with(":8443"),
@@ -535,8 +577,8 @@ mod non_http_tests {
             let m = SegmentMeta {
                 packet_no: self.no,
                 ts_ns: self.no * 1000,
-                src,
-                dst,
+                src: Endpoint::of(src),
+                dst: Endpoint::of(dst),
                 seq: self.seq[i],
                 syn,
                 ack: !(syn && from_client),
@@ -732,5 +774,36 @@ mod non_http_tests {
             (txs[0].uri.as_deref(), txs[0].status),
             (Some("/deep"), Some(200))
         );
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_round_trip_and_key_both_directions_alike() {
+        for (a, b) in [
+            ("10.0.0.1:40000", "10.0.0.2:80"),
+            ("255.255.255.255:65535", "0.0.0.0:0"),
+            ("[::1]:8080", "[2001:db8::7]:443"),
+            ("[::ffff:10.0.0.1]:1", "[::ffff:10.0.0.2]:2"),
+        ] {
+            let (a, b): (SocketAddr, SocketAddr) = (a.parse().unwrap(), b.parse().unwrap());
+            let (ea, eb) = (Endpoint::of(a), Endpoint::of(b));
+            assert_eq!((ea.addr(), eb.addr()), (a, b));
+            assert_eq!(ea.v6, a.is_ipv6());
+            assert!(key_of(ea, eb, false) == key_of(eb, ea, false), "{a} {b}");
+            assert!(
+                key_of(ea, eb, false) != key_of(ea, eb, true),
+                "the TLS bit counts"
+            );
+        }
+        // An IPv4 address and the IPv4-mapped IPv6 one are different connections.
+        let v4 = Endpoint::of("10.0.0.1:1".parse().unwrap());
+        let mapped = Endpoint::of("[::ffff:10.0.0.1]:1".parse().unwrap());
+        let peer = Endpoint::of("10.0.0.2:2".parse().unwrap());
+        let peer6 = Endpoint::of("[::ffff:10.0.0.2]:2".parse().unwrap());
+        assert!(key_of(v4, peer, false) != key_of(mapped, peer6, false));
     }
 }

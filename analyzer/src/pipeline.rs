@@ -15,7 +15,6 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, sync_channel, TryRecvError, TrySendError};
@@ -28,7 +27,7 @@ use rayon::prelude::*;
 
 use crate::attribution::Attribution;
 use crate::decode::{tcp_segment, Skip};
-use crate::flows::{self, FlowTable, FlowTotals, SegmentMeta};
+use crate::flows::{self, Endpoint, FlowTable, FlowTotals, SegmentMeta};
 use crate::transaction::Transaction;
 use crate::AnalyzeError;
 
@@ -194,16 +193,10 @@ fn locate(e: ReadError, compression: InputCompression) -> String {
 
 /// Shard of a connection, the same for both directions and for every run. Runs once
 /// per packet on the reading thread, so it is a cheap symmetric mix, not SipHash.
-fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize) -> usize {
-    fn fold(s: SocketAddr) -> u64 {
-        let ip = match s.ip() {
-            std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
-            std::net::IpAddr::V6(v6) => {
-                let x = u128::from(v6);
-                (x as u64) ^ ((x >> 64) as u64)
-            }
-        };
-        (ip << 16) ^ u64::from(s.port())
+fn shard_of(a: Endpoint, b: Endpoint, shards: usize) -> usize {
+    fn fold(e: Endpoint) -> u64 {
+        let ip = (e.ip as u64) ^ ((e.ip >> 64) as u64);
+        (ip << 16) ^ u64::from(e.port)
     }
     // Symmetric: both directions give the same value.
     let x = fold(a).wrapping_add(fold(b)) ^ (fold(a) ^ fold(b)).rotate_left(29);
@@ -832,14 +825,19 @@ impl RoundReader {
                         totals.skipped.malformed += 1;
                         continue;
                     };
-                    let shard = shard_of(seg.src, seg.dst, self.shards);
+                    let (src, dst) = (Endpoint::of(seg.src), Endpoint::of(seg.dst));
+                    let shard = if self.shards == 1 {
+                        0
+                    } else {
+                        shard_of(src, dst, self.shards)
+                    };
                     let batch = &mut round.batches[shard];
                     batch.payloads.push(payload);
                     batch.metas.push(SegmentMeta {
                         packet_no: totals.packets,
                         ts_ns: p.ts_ns,
-                        src: seg.src,
-                        dst: seg.dst,
+                        src,
+                        dst,
                         seq: seg.seq,
                         syn: seg.syn,
                         ack: seg.ack,
