@@ -478,15 +478,7 @@ fn advance_reads_what_next_event_reads() {
             match step.expect("reads") {
                 Step::Packet => {
                     let p = r.packet().expect("a packet where advance stopped");
-                    back.packets.push(SamplePacket {
-                        interface_id: p.interface_id,
-                        ts_ns: p.ts_ns,
-                        data: p.data.to_vec(),
-                        orig_len: p.orig_len,
-                        direction: p.direction,
-                        process: p.process,
-                        comment: p.comment.map(str::to_owned),
-                    });
+                    back.packets.push(SamplePacket::of(&p));
                 }
                 Step::Other => {
                     assert!(r.packet().is_none(), "no packet where advance found none");

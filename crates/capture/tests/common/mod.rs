@@ -18,6 +18,21 @@ pub struct SamplePacket {
     pub comment: Option<String>,
 }
 
+impl SamplePacket {
+    /// An owned copy of what a reader returned.
+    pub fn of(p: &Packet<'_>) -> Self {
+        SamplePacket {
+            interface_id: p.interface_id,
+            ts_ns: p.ts_ns,
+            data: p.data.to_vec(),
+            orig_len: p.orig_len,
+            direction: p.direction,
+            process: p.process,
+            comment: p.comment.map(str::to_owned),
+        }
+    }
+}
+
 /// Minimal Ethernet + IPv4 + TCP frame with `payload`.
 pub fn tcp_frame(sport: u16, dport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; 12];
@@ -232,15 +247,7 @@ pub fn read_from(input: impl std::io::Read + Send + 'static, read_ahead: bool) -
     };
     while let Some(ev) = r.next_event() {
         match ev {
-            Ok(Event::Packet(p)) => out.packets.push(SamplePacket {
-                interface_id: p.interface_id,
-                ts_ns: p.ts_ns,
-                data: p.data.to_vec(),
-                orig_len: p.orig_len,
-                direction: p.direction,
-                process: p.process,
-                comment: p.comment.map(str::to_owned),
-            }),
+            Ok(Event::Packet(p)) => out.packets.push(SamplePacket::of(&p)),
             Ok(Event::Records(r)) => out.records.extend(r),
             Ok(Event::BadRecords { offset, error }) => {
                 out.error = Some(format!("bad records at {offset}: {error}"))
