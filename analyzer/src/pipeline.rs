@@ -33,9 +33,10 @@ use crate::AnalyzeError;
 
 /// Receives transactions batch by batch, each batch sorted by start time, and moves
 /// out what it keeps (`Vec::append`). With two threads it is called from either, one
-/// call at a time, whichever has time for it; what it leaves in the batch is dropped
-/// on the thread that built it (glibc frees memory of another thread's arena under
-/// that arena's lock, which the two threads then contend for, string by string).
+/// call at a time, whichever has time for it, and what it leaves in the batch is
+/// dropped on the thread that built it (glibc frees memory of another thread's arena
+/// under that arena's lock, which the two threads then contend for, string by
+/// string).
 pub type Sink<'a> = dyn FnMut(&mut Vec<Transaction>) -> io::Result<()> + Send + 'a;
 
 /// Payload bytes per round before it is handed to the workers. Small enough that a
