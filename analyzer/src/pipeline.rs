@@ -13,11 +13,12 @@
 //! whatever the size of the file.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, sync_channel, TryRecvError, TrySendError};
+use std::sync::mpsc::{channel, sync_channel, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use l7rec_capture::{
@@ -483,24 +484,12 @@ impl Work<'_> {
             let outbox = &outbox;
             s.spawn(move || loop {
                 let spare = back_rx.try_recv().unwrap_or_else(|_| rounds.empty_round());
-                let Some(mut round) = rounds.fill(spare) else {
+                let Some(round) = rounds.fill(spare) else {
                     break;
                 };
                 // While the queue is full, deliver.
-                loop {
-                    match tx.try_send(round) {
-                        Ok(()) => break,
-                        Err(TrySendError::Full(r)) => round = r,
-                        Err(TrySendError::Disconnected(_)) => return,
-                    }
-                    if !outbox.deliver_one() {
-                        if tx.send(round).is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                }
-                if outbox.failed() {
+                let Ok(sent) = send_or(&tx, round, || Ok::<_, Infallible>(outbox.deliver_one()));
+                if !sent || outbox.failed() {
                     break;
                 }
             });
@@ -569,21 +558,20 @@ impl Work<'_> {
                     spares.push(delivered(processed)?);
                 }
                 let spare = spares.pop().unwrap_or_else(|| rounds.empty_round());
-                let Some(mut round) = rounds.fill(spare) else {
+                let Some(round) = rounds.fill(spare) else {
                     break;
                 };
                 // While the queue is full, deliver what the processing thread finishes.
-                loop {
-                    match tx.try_send(round) {
-                        Ok(()) => break,
-                        Err(TrySendError::Full(r)) => round = r,
-                        // The processing thread panicked: the scope passes that on.
-                        Err(TrySendError::Disconnected(_)) => return Ok(()),
+                let sent: io::Result<bool> = send_or(&tx, round, || match done_rx.recv() {
+                    Ok(processed) => {
+                        spares.push(delivered(processed)?);
+                        Ok(true)
                     }
-                    match done_rx.recv() {
-                        Ok(processed) => spares.push(delivered(processed)?),
-                        Err(_) => return Ok(()),
-                    }
+                    Err(_) => Ok(false),
+                });
+                // Not sent: the processing thread panicked; the scope passes that on.
+                if !sent? {
+                    return Ok(());
                 }
             }
             drop(tx);
@@ -592,6 +580,26 @@ impl Work<'_> {
             }
             Ok(())
         })
+    }
+}
+
+/// Sends `round` on `tx`, calling `meanwhile` while the queue is full; once
+/// `meanwhile` has nothing to do (`Ok(false)`), waits for room instead. Whether the
+/// round was sent (`false`: the receiver is gone); `meanwhile`'s first error.
+fn send_or<E>(
+    tx: &SyncSender<Round>,
+    mut round: Round,
+    mut meanwhile: impl FnMut() -> Result<bool, E>,
+) -> Result<bool, E> {
+    loop {
+        match tx.try_send(round) {
+            Ok(()) => return Ok(true),
+            Err(TrySendError::Full(r)) => round = r,
+            Err(TrySendError::Disconnected(_)) => return Ok(false),
+        }
+        if !meanwhile()? {
+            return Ok(tx.send(round).is_ok());
+        }
     }
 }
 

@@ -431,10 +431,10 @@ impl CaptureReader {
     /// The event [`advance`](Self::advance) stopped at, a packet too; anything but a
     /// packet only once.
     pub fn take_event(&mut self) -> Option<Event<'_>> {
-        if self.at_packet {
-            return self.packet().map(Event::Packet);
-        }
-        let found = self.found.take()?;
+        let found = match self.at_packet {
+            true => Found::Packet,
+            false => self.found.take()?,
+        };
         self.decode(found)
     }
 
