@@ -10,13 +10,15 @@
 # Generates (and caches in bench-out/) the capture in both formats with
 # analyzer/examples/gen_capture.rs, then runs, alternating, each RUNS times:
 #   l7rec analyze F --format json > /dev/null            (all threads, --threads 1)
-#     on the plain pcap and on the l7rec zstd pcapng
+#     on the plain pcap and on the l7rec zstd pcapng; and as many `--threads 1` copies
+#     side by side as there are CPUs (the machine's ceiling for the speed-up)
 #   tshark -r F -2 -o tcp.reassemble_out_of_order:TRUE -Y http.request \
 #     -T fields -e http.request.method -e http.request.uri    (on the plain pcap)
 # and prints medians of wall time, CPU time (user + system), MB/s of uncompressed
 # capture, transactions/s, peak RSS (/usr/bin/time -v), ratio l7rec/tshark on the same
 # file, 1 -> N thread speed-up (of the medians, and the median of the ratios of runs made
-# back to back); checks the request counts of l7rec, tshark and the generator agree.
+# back to back) beside the ceiling; checks the request counts of l7rec, tshark and the
+# generator agree.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
         --tshark-runs) TSHARK_RUNS=$2; shift ;;
         --rss-2g) RSS2G=1 ;;
         [0-9]*) SIZE=$1 ;;
-        *) sed -n '2,20p' "$0"; exit 2 ;;
+        *) sed -n '2,22p' "$0"; exit 2 ;;
     esac
     shift
 done
@@ -84,12 +86,30 @@ count_l7rec() { "$L7REC" analyze "$1" --format json | grep -c '"method":"' || tr
 N_PCAP=$(count_l7rec "$PCAP")
 N_ZST=$(count_l7rec "$ZST")
 
+# side_by_side FILE: THREADS copies of `--threads 1` at once, each on the whole file;
+# sets WALL to the time until the last one ends. What perfect parallelism would give
+# on this machine right now: no work shared, nothing passed between cores.
+side_by_side() {
+    local t0=$EPOCHREALTIME pids=() p
+    for _ in $(seq 1 "$THREADS"); do
+        "$L7REC" analyze "$1" --format json --threads 1 >/dev/null 2>&1 &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || die "failed: side-by-side analyze $1"; done
+    WALL=$(calc "$EPOCHREALTIME - $t0")
+}
+
 declare -A W R C
 add() { W[$1]="${W[$1]:-} $WALL"; R[$1]="${R[$1]:-} $RSS"; C[$1]="${C[$1]:-} $CPU"; }
 N_TSHARK=
 for run in $(seq 1 "$RUNS"); do
-    for cfg in pcap:all pcap:1 zst:all zst:1; do
+    for cfg in pcap:all pcap:1 pcap:pair zst:all zst:1 zst:pair; do
         f=$PCAP; [ "${cfg%%:*}" = zst ] && f=$ZST
+        if [ "${cfg##*:}" = pair ]; then
+            side_by_side "$f"
+            W[l7rec:$cfg]="${W[l7rec:$cfg]:-} $WALL"
+            continue
+        fi
         t=(); [ "${cfg##*:}" = 1 ] && t=(--threads 1)
         timed /dev/null "$L7REC" analyze "$f" --format json "${t[@]}"
         add "l7rec:$cfg"
@@ -144,6 +164,15 @@ paired() {
 echo
 echo "speed-up 1 -> $THREADS threads: pcap $(fmt 2 "$(calc "$(m l7rec:pcap:1)/$(m l7rec:pcap:all)")")x, zstd $(fmt 2 "$(calc "$(m l7rec:zst:1)/$(m l7rec:zst:all)")")x   (target >= 1.7x)"
 echo "  median of the runs' own ratios: pcap $(fmt 2 "$(paired l7rec:pcap:1 l7rec:pcap:all)")x, zstd $(fmt 2 "$(paired l7rec:zst:1 l7rec:zst:all)")x"
+# ceiling FORMAT: the speed-up of THREADS independent copies side by side over one
+# alone (THREADS x the 1-thread run / the side-by-side run), median of the runs' own.
+ceiling() {
+    # shellcheck disable=SC2046 # one number per run
+    median $(paste -d/ <(printf '%s\n' ${W[l7rec:$1:1]}) <(printf '%s\n' ${W[l7rec:$1:pair]}) \
+        | awk -F/ -v n="$THREADS" '{print n * $1 / $2}')
+}
+echo "  the machine's ceiling, $THREADS copies of --threads 1 side by side (median of the runs' own): pcap $(fmt 2 "$(ceiling pcap)")x, zstd $(fmt 2 "$(ceiling zst)")x"
+echo "  l7rec's share of that ceiling: pcap $(fmt 0 "$(calc "100*$(paired l7rec:pcap:1 l7rec:pcap:all)/$(ceiling pcap)")") %, zstd $(fmt 0 "$(calc "100*$(paired l7rec:zst:1 l7rec:zst:all)/$(ceiling zst)")") %"
 if [ "$TSHARK_RUNS" -gt 0 ]; then
     echo "throughput l7rec/tshark on the same pcap: $(fmt 1 "$(calc "$(m tshark)/$(m l7rec:pcap:all)")")x ($THREADS threads), $(fmt 1 "$(calc "$(m tshark)/$(m l7rec:pcap:1)")")x (1 thread)   (target >= 20x)"
 fi
