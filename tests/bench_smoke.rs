@@ -31,6 +31,10 @@ fn benchmark_scripts_smoke() {
         analyzer.contains("request counts: OK"),
         "l7rec, tshark and the generator disagree:\n{analyzer}"
     );
+    assert!(
+        analyzer.contains("the machine's ceiling") && analyzer.contains("share of that ceiling"),
+        "no side-by-side ceiling beside the speed-up:\n{analyzer}"
+    );
 
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
