@@ -37,6 +37,17 @@ pub struct SegmentMeta {
     pub tls: bool,
 }
 
+impl SegmentMeta {
+    /// Whether this segment, carrying `payload`, can only acknowledge: no payload
+    /// (none captured, none cut off by the snap length), no SYN, FIN or RST.
+    /// Acknowledgement numbers are not read, so nothing l7rec reports comes from
+    /// such a segment: [`FlowTable::segment`] ignores it, and the reader drops it
+    /// before it reaches a shard (a third of the packets of an HTTP capture).
+    pub fn only_acknowledges(&self, payload: &[u8]) -> bool {
+        payload.is_empty() && self.truncated == 0 && !(self.syn || self.fin || self.rst)
+    }
+}
+
 /// One end of a connection as plain integers: the address (an IPv4 one in the low 32
 /// bits), the port, the family. Segments carry these rather than `SocketAddr`s: an
 /// enum copied per packet between stack slots, in wider loads than it was stored
@@ -119,7 +130,8 @@ pub struct FlowTotals {
     /// direction (see [`FlowTable`] for the rule). The others (TLS ciphertext, SSH,
     /// databases, connections without data) report no transactions.
     pub http_flows: u64,
-    /// TCP segments processed.
+    /// TCP segments processed (not those that only acknowledge:
+    /// [`SegmentMeta::only_acknowledges`]).
     pub segments: u64,
     /// Holes in streams (bytes never captured).
     pub gaps: u64,
@@ -371,8 +383,13 @@ impl FlowTable {
         std::mem::take(&mut self.done)
     }
 
-    /// Processes one segment whose payload is `payload`.
+    /// Processes one segment whose payload is `payload`. One that only acknowledges
+    /// ([`SegmentMeta::only_acknowledges`]) changes nothing: a direction's stream
+    /// starts at its first segment with data, SYN, FIN or RST.
     pub fn segment(&mut self, m: &SegmentMeta, payload: &[u8]) {
+        if m.only_acknowledges(payload) {
+            return;
+        }
         self.totals.segments += 1;
         let key = key_of(m.src, m.dst, m.tls);
         // A new SYN on a finished connection's 4-tuple is a new connection.
@@ -547,7 +564,7 @@ mod non_http_tests {
 
     /// One connection between `c` and `s`, fed segment by segment with consistent
     /// sequence numbers.
-    struct Sim {
+    pub(super) struct Sim {
         no: u64,
         c: SocketAddr,
         s: SocketAddr,
@@ -556,7 +573,7 @@ mod non_http_tests {
     }
 
     impl Sim {
-        fn new(c: &str, s: &str) -> Sim {
+        pub(super) fn new(c: &str, s: &str) -> Sim {
             Sim {
                 no: 0,
                 c: c.parse().unwrap(),
@@ -565,7 +582,13 @@ mod non_http_tests {
             }
         }
 
-        fn send(&mut self, t: &mut FlowTable, from_client: bool, flags: &str, payload: &[u8]) {
+        pub(super) fn send(
+            &mut self,
+            t: &mut FlowTable,
+            from_client: bool,
+            flags: &str,
+            payload: &[u8],
+        ) {
             self.no += 1;
             let i = usize::from(!from_client);
             let (src, dst) = if from_client {
@@ -593,20 +616,28 @@ mod non_http_tests {
                 .wrapping_add(payload.len() as u32);
         }
 
-        fn handshake(&mut self, t: &mut FlowTable) {
+        /// A bare ACK, numbered and timed like the segment after it (so that it
+        /// changes no other segment's number or time).
+        pub(super) fn ack(&mut self, t: &mut FlowTable, from_client: bool) {
+            let no = self.no;
+            self.send(t, from_client, "", &[]);
+            self.no = no;
+        }
+
+        pub(super) fn handshake(&mut self, t: &mut FlowTable) {
             self.send(t, true, "S", &[]);
             self.send(t, false, "S", &[]);
         }
 
-        fn client(&mut self, t: &mut FlowTable, b: &[u8]) {
+        pub(super) fn client(&mut self, t: &mut FlowTable, b: &[u8]) {
             self.send(t, true, "", b);
         }
 
-        fn server(&mut self, t: &mut FlowTable, b: &[u8]) {
+        pub(super) fn server(&mut self, t: &mut FlowTable, b: &[u8]) {
             self.send(t, false, "", b);
         }
 
-        fn close(&mut self, t: &mut FlowTable) {
+        pub(super) fn close(&mut self, t: &mut FlowTable) {
             self.send(t, true, "F", &[]);
             self.send(t, false, "F", &[]);
         }
@@ -774,6 +805,108 @@ mod non_http_tests {
             (txs[0].uri.as_deref(), txs[0].status),
             (Some("/deep"), Some(200))
         );
+    }
+}
+
+#[cfg(test)]
+mod ack_tests {
+    use super::non_http_tests::Sim;
+    use super::*;
+
+    /// Feeds two connections, one from its handshake, one captured midstream whose
+    /// server speaks first with a bare ACK, optionally with a bare ACK after every
+    /// segment (and after the FINs); the transactions and counters.
+    fn conversation(acks: bool) -> (Vec<Transaction>, FlowTotals) {
+        let mut t = FlowTable::new(Config::default());
+        let mut full = Sim::new("127.0.0.1:40000", "127.0.0.1:8080");
+        let mut mid = Sim::new("[::1]:40001", "[::1]:8080");
+        let ack = |sim: &mut Sim, t: &mut FlowTable, from_client: bool| {
+            if acks {
+                sim.ack(t, from_client);
+            }
+        };
+        full.handshake(&mut t);
+        ack(&mut full, &mut t, true);
+        full.client(&mut t, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+        ack(&mut full, &mut t, false);
+        full.server(&mut t, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbo");
+        ack(&mut full, &mut t, true);
+        full.server(&mut t, b"dy");
+        ack(&mut mid, &mut t, false);
+        mid.client(&mut t, b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n");
+        ack(&mut mid, &mut t, false);
+        mid.server(
+            &mut t,
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        );
+        full.close(&mut t);
+        ack(&mut full, &mut t, true);
+        mid.close(&mut t);
+        ack(&mut mid, &mut t, true);
+        t.finish()
+    }
+
+    /// Bare ACKs anywhere, even as the first segment of a direction, change no
+    /// transaction and no counter but the segments processed.
+    #[test]
+    fn bare_acks_change_nothing() {
+        let (without, t0) = conversation(false);
+        let (with, t1) = conversation(true);
+        assert_eq!(with, without);
+        let summary: Vec<_> = with
+            .iter()
+            .map(|t| (t.status, t.resp_body_bytes, t.flags.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some(200), Some(4), vec![]),
+                (Some(404), Some(0), vec![Flag::Midstream])
+            ]
+        );
+        assert_eq!(
+            (t1.flows, t1.http_flows, t1.gaps, t1.retransmissions),
+            (t0.flows, t0.http_flows, t0.gaps, t0.retransmissions)
+        );
+        // Handshake, request, two response segments, two FINs; request, response,
+        // two FINs.
+        assert_eq!((t0.segments, t1.segments), (11, 11));
+    }
+
+    /// A segment whose whole payload the snap length cut is not a bare ACK: its bytes
+    /// are reported missing.
+    #[test]
+    fn a_payload_cut_whole_is_a_gap_not_an_ack() {
+        let mut t = FlowTable::new(Config::default());
+        let c = Endpoint::of("127.0.0.1:40000".parse().unwrap());
+        let s = Endpoint::of("127.0.0.1:8080".parse().unwrap());
+        let seg = |no: u64, from_client: bool, seq: u32, syn: bool, truncated: u32| SegmentMeta {
+            packet_no: no,
+            ts_ns: no * 1000,
+            src: if from_client { c } else { s },
+            dst: if from_client { s } else { c },
+            seq,
+            syn,
+            ack: !(syn && from_client),
+            fin: false,
+            rst: false,
+            truncated,
+            tls: false,
+        };
+        let req = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+        t.segment(&seg(1, true, 0, true, 0), &[]);
+        t.segment(&seg(2, false, 0, true, 0), &[]);
+        t.segment(&seg(3, true, 1, false, 0), req);
+        t.segment(&seg(4, false, 1, false, 0), head);
+        let cut = seg(5, false, 1 + head.len() as u32, false, 100);
+        assert!(!cut.only_acknowledges(&[]));
+        t.segment(&cut, &[]);
+        let (txs, totals) = t.finish();
+        assert_eq!(totals.snaplen_cut_bytes, 100);
+        assert_eq!(txs.len(), 1, "{txs:?}");
+        assert!(txs[0].flags.contains(&Flag::Gap), "{:?}", txs[0].flags);
+        assert_eq!(txs[0].resp_body_bytes, Some(100), "{txs:?}");
     }
 }
 

@@ -829,24 +829,11 @@ impl RoundReader {
                             continue;
                         }
                     };
-                    let Some(payload) = payload_of(seg.payload, p.chunk, &mut round.chunks) else {
-                        debug_assert!(false, "packet data outside the reader's chunk");
-                        totals.skipped.malformed += 1;
-                        continue;
-                    };
-                    let (src, dst) = (Endpoint::of(seg.src), Endpoint::of(seg.dst));
-                    let shard = if self.shards == 1 {
-                        0
-                    } else {
-                        shard_of(src, dst, self.shards)
-                    };
-                    let batch = &mut round.batches[shard];
-                    batch.payloads.push(payload);
-                    batch.metas.push(SegmentMeta {
+                    let meta = SegmentMeta {
                         packet_no: totals.packets,
                         ts_ns: p.ts_ns,
-                        src,
-                        dst,
+                        src: Endpoint::of(seg.src),
+                        dst: Endpoint::of(seg.dst),
                         seq: seg.seq,
                         syn: seg.syn,
                         ack: seg.ack,
@@ -854,7 +841,24 @@ impl RoundReader {
                         rst: seg.rst,
                         truncated: seg.truncated.min(u32::MAX as usize) as u32,
                         tls: self.tls_ifaces.get(p.interface_id as usize) == Some(&true),
-                    });
+                    };
+                    // The flow table would ignore it: not worth passing on.
+                    if meta.only_acknowledges(seg.payload) {
+                        continue;
+                    }
+                    let Some(payload) = payload_of(seg.payload, p.chunk, &mut round.chunks) else {
+                        debug_assert!(false, "packet data outside the reader's chunk");
+                        totals.skipped.malformed += 1;
+                        continue;
+                    };
+                    let shard = if self.shards == 1 {
+                        0
+                    } else {
+                        shard_of(meta.src, meta.dst, self.shards)
+                    };
+                    let batch = &mut round.batches[shard];
+                    batch.payloads.push(payload);
+                    batch.metas.push(meta);
                     if p.interface_id as usize >= self.tls_ifaces.len() {
                         // Interface described in this very call: patched below.
                         unknown_iface = Some((shard, batch.metas.len() - 1, p.interface_id));
