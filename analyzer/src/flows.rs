@@ -42,7 +42,7 @@ impl SegmentMeta {
     /// (none captured, none cut off by the snap length), no SYN, FIN or RST.
     /// Acknowledgement numbers are not read, so nothing l7rec reports comes from
     /// such a segment: [`FlowTable::segment`] ignores it, and the reader drops it
-    /// before it reaches a shard (a third of the packets of an HTTP capture).
+    /// before it reaches a shard (a third of the benchmark capture's packets).
     pub fn only_acknowledges(&self, payload: &[u8]) -> bool {
         payload.is_empty() && self.truncated == 0 && !(self.syn || self.fin || self.rst)
     }

@@ -577,8 +577,8 @@ mod tests {
         }
     }
 
-    /// `data` as one frame without checksum, its data blocks then `padding` then an
-    /// empty last block.
+    /// `data` as one frame (with a checksum if `checksum`): its data blocks, then
+    /// `padding`, then an empty last block.
     fn padded_frame(data: &[u8], padding: &[u8], checksum: bool) -> Vec<u8> {
         let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
         e.include_checksum(checksum).unwrap();
