@@ -536,20 +536,27 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
-        /// Frames of any content and level, any byte changed, any cut: the bytes the
-        /// streaming decoder gives, and an error exactly when it has one. Before damage
-        /// each may lose what its last read decoded (a read that fails drops its
-        /// output): ours at most [`DECODER_READ`] bytes.
+        /// Frames of any content and level, padded like l7rec's or not, any byte
+        /// changed, any cut: the bytes the streaming decoder gives, and an error
+        /// exactly when it has one. Before damage each may lose what its last read
+        /// decoded (a read that fails drops its output): ours at most
+        /// [`DECODER_READ`] bytes.
         #[test]
         fn reads_what_the_streaming_decoder_reads(
-            parts in proptest::collection::vec((0usize..300_000, 1u8..=255, -5i32..=5), 1..4),
+            parts in proptest::collection::vec(
+                (0usize..300_000, 1u8..=255, -5i32..=5, proptest::option::of(0usize..3_000)),
+                1..4,
+            ),
             flip in proptest::option::of((proptest::prelude::any::<usize>(), 1u8..=255)),
             cut in proptest::option::of(proptest::prelude::any::<usize>()),
         ) {
             let mut file = Vec::new();
-            for (len, seed, level) in &parts {
+            for (len, seed, level, pad) in &parts {
                 let data = sample(*len, *seed);
-                file.extend(zstd::encode_all(&data[..], *level).expect("compress"));
+                match pad {
+                    Some(n) => file.extend(padded_frame(&data, &padding(*n), false)),
+                    None => file.extend(zstd::encode_all(&data[..], *level).expect("compress")),
+                }
             }
             if let Some((at, x)) = flip {
                 let at = 4 + at % (file.len() - 4);
