@@ -981,3 +981,62 @@ fn damaged_http_shows_a_start_line() {
     // Midstream with only the tail of a body: nothing to go by yet.
     assert!(!start_line_seen(Connection::midstream(), &steps[..1], false).0);
 }
+
+/// Body bytes are counted whatever ends the message: its length, a gap inside or
+/// past it, a close, the end of the capture, an upgrade.
+#[test]
+fn body_bytes_whatever_ends_the_message() {
+    // Cut short by the end of the capture, on both sides.
+    let mut c = Connection::new();
+    c.data(C, b"POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\nabcd", 1);
+    c.data(S, b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n", 2);
+    c.data(S, b"0123456", 3);
+    c.finish();
+    let txs = c.take_transactions();
+    assert_eq!(
+        summary(&txs[0]),
+        (Some("POST"), Some("/a"), Some(200), 4, 7)
+    );
+    assert!(
+        names(&txs[0]).contains(&"incomplete"),
+        "{:?}",
+        names(&txs[0])
+    );
+
+    // Gaps within a body, at its end, and past it.
+    let mut c = Connection::new();
+    c.data(C, b"GET /b HTTP/1.1\r\n\r\n", 1);
+    c.data(S, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", 2);
+    c.gap(S, 3);
+    c.data(S, b"cd", 3);
+    c.gap(S, 3); // exactly the rest
+    c.data(C, b"GET /c HTTP/1.1\r\n\r\n", 4);
+    c.data(S, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nxy", 5);
+    c.gap(S, 100); // past the body
+    c.finish();
+    let txs = c.take_transactions();
+    let got: Vec<_> = txs.iter().map(summary).collect();
+    assert_eq!(
+        got,
+        [
+            (Some("GET"), Some("/b"), Some(200), 0, 10),
+            (Some("GET"), Some("/c"), Some(200), 0, 5)
+        ]
+    );
+
+    // A request body still arriving when the response upgrades the connection.
+    let mut c = Connection::new();
+    c.data(C, b"POST /d HTTP/1.1\r\nContent-Length: 8\r\n\r\nhalf", 1);
+    c.data(
+        S,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+        2,
+    );
+    c.data(C, b"more", 3);
+    c.finish();
+    let txs = c.take_transactions();
+    assert_eq!(
+        summary(&txs[0]),
+        (Some("POST"), Some("/d"), Some(101), 4, 0)
+    );
+}
