@@ -728,6 +728,8 @@ fn process(workers: &Workers, tables: &mut [FlowTable], round: &mut Round) -> Ve
     };
     let batches = &mut round.batches;
     let done = match workers {
+        // One table (see `shards`): its list as it is, not copied into another.
+        Workers::Here if tables.len() == 1 => shard((&mut tables[0], &mut batches[0])),
         Workers::Here => tables
             .iter_mut()
             .zip(batches.iter_mut())
