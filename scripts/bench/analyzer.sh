@@ -11,7 +11,8 @@
 # analyzer/examples/gen_capture.rs, then runs, alternating, each RUNS times:
 #   l7rec analyze F --format json > /dev/null            (all threads, --threads 1)
 #     on the plain pcap and on the l7rec zstd pcapng; and as many `--threads 1` copies
-#     side by side as there are CPUs (the machine's ceiling for the speed-up)
+#     side by side as there are CPUs (the machine's ceiling for the speed-up), and
+#     the core-to-core round trip (analyzer/examples/core_rtt.rs)
 #   tshark -r F -2 -o tcp.reassemble_out_of_order:TRUE -Y http.request \
 #     -T fields -e http.request.method -e http.request.uri    (on the plain pcap)
 # and prints medians of wall time, CPU time (user + system), MB/s of uncompressed
@@ -103,6 +104,10 @@ declare -A W R C
 add() { W[$1]="${W[$1]:-} $WALL"; R[$1]="${R[$1]:-} $RSS"; C[$1]="${C[$1]:-} $CPU"; }
 N_TSHARK=
 for run in $(seq 1 "$RUNS"); do
+    # The machine's state at this run: the two threads' hand-off cost.
+    if [ "$THREADS" -ge 2 ]; then
+        W[rtt]="${W[rtt]:-} $("$CORE_RTT" 2>/dev/null || echo nan)"
+    fi
     for cfg in pcap:all pcap:1 pcap:pair zst:all zst:1 zst:pair; do
         f=$PCAP; [ "${cfg%%:*}" = zst ] && f=$ZST
         if [ "${cfg##*:}" = pair ]; then
@@ -153,7 +158,7 @@ row l7rec:zst:1 "l7rec analyze zstd, 1 thread" "$ZST_BYTES" "$TRUTH"
 [ "$RSS2G" = 1 ] && row l7rec:zst2g:all "l7rec analyze 2 GB zstd, $THREADS thr" "$ZST2_BYTES" "$TRUTH2"
 
 echo "per-run wall s:"
-for k in "${!W[@]}"; do echo "  $k:${W[$k]}"; done | sort
+for k in "${!W[@]}"; do [ "$k" = rtt ] || echo "  $k:${W[$k]}"; done | sort
 m() { median ${W[$1]}; }
 # paired SLOW FAST: median over runs of SLOW's wall time / FAST's in the same run (the
 # two ran one after the other, so drift of the machine's speed mostly cancels).
@@ -172,6 +177,10 @@ ceiling() {
         | awk -F/ -v n="$THREADS" '{print n * $1 / $2}')
 }
 echo "  the machine's ceiling, $THREADS copies of --threads 1 side by side (median of the runs' own): pcap $(fmt 2 "$(ceiling pcap)")x, zstd $(fmt 2 "$(ceiling zst)")x"
+if [ -n "${W[rtt]:-}" ]; then
+    # shellcheck disable=SC2086 # one number per run
+    echo "  core-to-core round trip (CPUs 0 and 1 handing a cache line back and forth): median $(fmt 0 "$(median ${W[rtt]})") ns, per run:${W[rtt]}"
+fi
 echo "  l7rec's share of that ceiling: pcap $(fmt 0 "$(calc "100*$(paired l7rec:pcap:1 l7rec:pcap:all)/$(ceiling pcap)")") %, zstd $(fmt 0 "$(calc "100*$(paired l7rec:zst:1 l7rec:zst:all)/$(ceiling zst)")") %"
 if [ "$TSHARK_RUNS" -gt 0 ]; then
     echo "throughput l7rec/tshark on the same pcap: $(fmt 1 "$(calc "$(m tshark)/$(m l7rec:pcap:all)")")x ($THREADS threads), $(fmt 1 "$(calc "$(m tshark)/$(m l7rec:pcap:1)")")x (1 thread)   (target >= 20x)"

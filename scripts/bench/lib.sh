@@ -5,6 +5,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT_DIR=${BENCH_OUT:-$ROOT/bench-out}
 L7REC=$TARGET_DIR/release/l7rec
 GEN=$TARGET_DIR/release/examples/gen_capture
+CORE_RTT=$TARGET_DIR/release/examples/core_rtt
 TIME=/usr/bin/time
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -16,10 +17,11 @@ need() {
     [ -x "$TIME" ] || die "missing /usr/bin/time (apt-get install time)"
 }
 
-# Release build of l7rec and the capture generator.
+# Release build of l7rec, the capture generator and the core-to-core round trip probe.
 build() {
     (cd "$ROOT" && cargo build --release --quiet -p l7rec \
-        && cargo build --release --quiet -p l7rec-analyzer --example gen_capture) \
+        && cargo build --release --quiet -p l7rec-analyzer --example gen_capture \
+            --example core_rtt) \
         || die "build failed"
 }
 
