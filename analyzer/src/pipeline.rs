@@ -728,13 +728,17 @@ fn process(workers: &Workers, tables: &mut [FlowTable], round: &mut Round) -> Ve
     };
     let batches = &mut round.batches;
     let done = match workers {
-        // One table (see `shards`): its list as it is, not copied into another.
-        Workers::Here if tables.len() == 1 => shard((&mut tables[0], &mut batches[0])),
+        // The first table's list as it is (here there is one: see `shards`), not
+        // copied into another.
         Workers::Here => tables
             .iter_mut()
             .zip(batches.iter_mut())
-            .flat_map(shard)
-            .collect(),
+            .map(shard)
+            .reduce(|mut all, mut more| {
+                all.append(&mut more);
+                all
+            })
+            .unwrap_or_default(),
         Workers::Pool(pool) => pool.install(|| {
             tables
                 .par_iter_mut()
