@@ -257,7 +257,8 @@ fn locate(e: ReadError, compression: InputCompression) -> String {
 /// per packet on the reading thread, so it is a cheap symmetric mix, not SipHash.
 fn shard_of(a: Endpoint, b: Endpoint, shards: usize) -> usize {
     fn fold(e: Endpoint) -> u64 {
-        let ip = (e.ip as u64) ^ ((e.ip >> 64) as u64);
+        let bits = e.bits();
+        let ip = (bits as u64) ^ ((bits >> 64) as u64);
         (ip << 16) ^ u64::from(e.port)
     }
     // Symmetric: both directions give the same value.
