@@ -48,10 +48,12 @@ impl CommandProcess {
         loop {
             let text = std::fs::read_to_string(pid_file).unwrap_or_default();
             if let Ok(pid) = text.trim().parse() {
-                return Self {
+                let cmd = Self {
                     pid,
                     marker: marker.to_owned(),
                 };
+                cmd.wait_for_exec();
+                return cmd;
             }
             assert!(
                 Instant::now() < deadline,
@@ -62,16 +64,42 @@ impl CommandProcess {
         }
     }
 
-    /// Whether the process still runs (a zombie has ended: it counts as gone).
-    fn running(&self) -> bool {
+    /// Waits (bounded) until the shell has become the `sleep` it execs, or has ended.
+    /// The pid file is written just before the exec, and a command line read while
+    /// execve runs comes back empty: [`running`](Self::running) would then say "gone"
+    /// (a CI run failed on that once).
+    fn wait_for_exec(&self) {
+        let deadline = Instant::now() + secs(5);
+        loop {
+            let cmdline = self.cmdline();
+            if cmdline.starts_with("sleep\0") || !self.alive() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pid {} did not exec sleep within 5 s: {cmdline:?}",
+                self.pid
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn cmdline(&self) -> String {
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
-        let ours = String::from_utf8_lossy(&cmdline).contains(&self.marker);
+        String::from_utf8_lossy(&cmdline).into_owned()
+    }
+
+    /// Whether the pid exists and is not a zombie (a zombie has ended).
+    fn alive(&self) -> bool {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
         // The state follows the ")" that ends the command name.
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        ours && !zombie
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    }
+
+    /// Whether the process still runs.
+    fn running(&self) -> bool {
+        self.cmdline().contains(&self.marker) && self.alive()
     }
 
     /// Polls until the process is gone, at most `timeout`; whether it is.
