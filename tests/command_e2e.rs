@@ -44,44 +44,31 @@ impl CommandProcess {
     fn from_pid_file(ns: &Netns, pid_file: &Path, marker: &str) -> Self {
         wait_for_file(ns, pid_file, secs(15), "the command's pid file");
         // The shell writes the file with one write(2), but it may be seen empty first.
-        let deadline = Instant::now() + secs(5);
-        loop {
+        let read_pid = || {
             let text = std::fs::read_to_string(pid_file).unwrap_or_default();
-            if let Ok(pid) = text.trim().parse() {
-                let cmd = Self {
-                    pid,
-                    marker: marker.to_owned(),
-                };
-                cmd.wait_for_exec();
-                return cmd;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no pid in {}: {text:?}",
-                pid_file.display()
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits (bounded) until the shell has become the `sleep` it execs, or has ended.
-    /// The pid file is written just before the exec, and a command line read while
-    /// execve runs comes back empty: [`running`](Self::running) would then say "gone"
-    /// (a CI run failed on that once).
-    fn wait_for_exec(&self) {
-        let deadline = Instant::now() + secs(5);
-        loop {
-            let cmdline = self.cmdline();
-            if cmdline.starts_with("sleep\0") || !self.alive() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pid {} did not exec sleep within 5 s: {cmdline:?}",
-                self.pid
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
+            text.trim().parse::<u32>().map_err(|_| text)
+        };
+        poll_until(secs(5), || read_pid().is_ok());
+        let pid =
+            read_pid().unwrap_or_else(|text| panic!("no pid in {}: {text:?}", pid_file.display()));
+        let cmd = Self {
+            pid,
+            marker: marker.to_owned(),
+        };
+        // The pid file is written just before the exec, and a command line read while
+        // execve runs comes back empty: `running` would then say "gone" (a CI run
+        // failed on that once). So wait until the shell has become the `sleep`, or
+        // has ended.
+        let execed = poll_until(secs(5), || {
+            cmd.cmdline().starts_with("sleep\0") || !cmd.alive()
+        });
+        assert!(
+            execed,
+            "pid {} did not exec sleep within 5 s: {:?}",
+            cmd.pid,
+            cmd.cmdline()
+        );
+        cmd
     }
 
     fn cmdline(&self) -> String {
@@ -104,14 +91,21 @@ impl CommandProcess {
 
     /// Polls until the process is gone, at most `timeout`; whether it is.
     fn wait_gone(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.running() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(20));
+        poll_until(timeout, || !self.running())
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds, at most `timeout`; whether it held.
+fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
         }
-        true
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
     }
 }
 
